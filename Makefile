@@ -1,0 +1,37 @@
+# keyfob — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench lint venv system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Start keyfob (the server once it exists; for now the CLI overview).
+run: $(STAMP)
+	$(BIN)/keyfob --help
+
+## Install missing system tools the tests use (as root), then run the whole suite.
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@$(BIN)/python scripts/system_deps.py
+
+## Speed benchmarks; results land in bench/results/.
+bench: $(STAMP)
+	$(BIN)/python bench/bench_otp.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

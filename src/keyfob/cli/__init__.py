@@ -1,0 +1,1 @@
+"""The ``keyfob`` command line: thin typer layers that parse, call, and print."""
