@@ -53,3 +53,13 @@ class QrDecodeError(KeyfobError):
     """An image could not be read, or holds no QR code."""
 
     code = "qr_not_found"
+
+
+class SeedFileError(KeyfobError):
+    """A seed file (PSKC, CSV, URI list) is malformed; ``where`` names the line or key."""
+
+    code = "bad_seed_file"
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.where = where

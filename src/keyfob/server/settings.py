@@ -1,0 +1,47 @@
+"""Server settings: explicit, typed, from arguments or ``KEYFOB_*`` environment variables.
+
+One :class:`Settings` object is built at start and passed down; nothing reads the environment
+later (no global state).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keyfob.otp.verify import Policy
+
+DEFAULT_DB = "sqlite:///keyfob.db"
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told; defaults follow design §4–§6."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYFOB_", extra="ignore")
+
+    db: str = DEFAULT_DB
+    host: str = "127.0.0.1"
+    port: int = 8400
+    key_file: Path | None = None
+    master_key: SecretStr | None = None
+    issuer: str = "keyfob"
+    max_methods: int = Field(5, ge=1, le=100)
+    enrol_ttl: int = Field(600, ge=60, le=86400)
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    window: int = Field(1, ge=0, le=10)
+    resync_window: int = Field(120, ge=1, le=2880)
+    lockout_threshold: int = Field(5, ge=1, le=100)
+
+    def policy(self) -> Policy:
+        return Policy(window=self.window, resync_window=self.resync_window,
+                      lockout_threshold=self.lockout_threshold)
+
+    def resolved_key_file(self) -> Path:
+        """Next to a SQLite database by default, else in the working directory."""
+        if self.key_file is not None:
+            return self.key_file
+        if self.db.startswith("sqlite:///") and self.db != "sqlite:///:memory:":
+            return Path(self.db.removeprefix("sqlite:///")).with_suffix(".key")
+        return Path("keyfob.key")

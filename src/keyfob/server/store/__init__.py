@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy schema, Alembic migrations, the master key, atomic state updates."""

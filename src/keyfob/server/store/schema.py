@@ -1,0 +1,114 @@
+"""The database schema (design §5) as SQLAlchemy Core tables.
+
+Core rather than ORM: the hot path (validation) is three hand-written statements — one SELECT of
+a user's active tokens through an index, one compare-and-set UPDATE, one audit INSERT — and the
+atomic ``UPDATE … WHERE version = :v AND last_step < :s`` is clearer written out than hidden
+behind a unit of work. Alembic migrations (``migrations/versions``) create exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+users = Table(
+    "users", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(255), nullable=False),
+    Column("username_key", String(255), nullable=False, unique=True),  # casefolded UPN
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=True),
+    Column("must_change_password", Boolean, nullable=False, default=False),
+    Column("role", String(16), nullable=False, default="user"),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("serial", String(128), nullable=True, unique=True),
+    Column("kind", String(16), nullable=False),  # app | programmable | classic
+    Column("type", String(8), nullable=False),  # totp | hotp
+    Column("algorithm", String(8), nullable=False),
+    Column("digits", Integer, nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("secret_enc", LargeBinary, nullable=False),
+    Column("owner_id", String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("label", String(255), nullable=False, default=""),
+    Column("state", String(16), nullable=False),  # pending | active | disabled
+    # verification state (design §4); times are Unix seconds
+    Column("last_step", BigInteger, nullable=False, default=-1),
+    Column("drift", Integer, nullable=False, default=0),
+    Column("fail_count", Integer, nullable=False, default=0),
+    Column("locked_until", Float, nullable=False, default=0.0),
+    Column("resync_step", BigInteger, nullable=True),
+    Column("resync_offset", Integer, nullable=True),
+    Column("resync_at", Float, nullable=True),
+    Column("version", Integer, nullable=False, default=0),  # optimistic concurrency
+    Column("imported_drift", Integer, nullable=False, default=0),
+    Column("manufacturer", String(128), nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("source", String(255), nullable=False, default="enrolled"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("activated_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Index("ix_tokens_owner_state", "owner_id", "state"),
+    Index("ix_tokens_state_kind", "state", "kind"),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False, index=True),
+    Column("target_user", String(255), nullable=True, index=True),
+    Column("target_serial", String(128), nullable=True, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("client", String(64), nullable=True),
+    Column("details", JSON, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("role", String(16), nullable=False),  # validate | admin
+    Column("hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+radius_clients = Table(
+    "radius_clients", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("address", String(64), nullable=False),
+    Column("secret_enc", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
