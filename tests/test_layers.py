@@ -7,11 +7,29 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "keyfob"
 # Lower number = lower layer. Same-rank packages must not import each other either.
-RANK = {"errors": 0, "otp": 1, "formats": 2, "token": 3, "burn": 3, "server": 3, "toolset": 3,
-        "cli": 4}
+RANK = {
+    "errors": 0,
+    "otp": 1,
+    "formats": 2,
+    "token": 3,
+    "burn": 3,
+    "server": 3,
+    "toolset": 3,
+    "cli": 4,
+}
 # The pure core does no I/O: no files, sockets, processes or clocks other than time.time.
-OTP_FORBIDDEN = {"os", "pathlib", "socket", "subprocess", "io", "sqlite3", "shutil", "requests",
-                 "httpx", "urllib.request"}
+OTP_FORBIDDEN = {
+    "os",
+    "pathlib",
+    "socket",
+    "subprocess",
+    "io",
+    "sqlite3",
+    "shutil",
+    "requests",
+    "httpx",
+    "urllib.request",
+}
 
 
 def _layer(module: str) -> str | None:

@@ -26,8 +26,7 @@ def _text(data: bytes | str) -> str:
     try:
         return data.decode("utf-8-sig")  # Excel writes a BOM
     except UnicodeDecodeError:
-        raise SeedFileError("the CSV file is not UTF-8 text",
-                            hint="save it as CSV UTF-8") from None
+        raise SeedFileError("the CSV file is not UTF-8 text", hint="save it as CSV UTF-8") from None
 
 
 def _norm(name: str) -> str:
@@ -46,9 +45,7 @@ def read_entra_csv(data: bytes | str) -> SeedFile:
     header: list[str] | None = None
     records: list[SeedRecord] = []
     errors: list[RowError] = []
-    start = 0
     for row in reader:
-        start += 1
         if any(c.strip() for c in row):
             header = [_norm(c) for c in row]
             break
@@ -97,10 +94,17 @@ def read_entra_csv(data: bytes | str) -> SeedFile:
                 raise KeyfobError(f"serial {serial} already appears on line {seen[serial]}")
             seen[serial] = line
             upn = get("upn").replace("''", "'") or None
-            records.append(SeedRecord(
-                serial=serial, secret=secret, period=int(interval_text), upn=upn,
-                manufacturer=get("manufacturer") or None, model=get("model") or None, where=where,
-            ))
+            records.append(
+                SeedRecord(
+                    serial=serial,
+                    secret=secret,
+                    period=int(interval_text),
+                    upn=upn,
+                    manufacturer=get("manufacturer") or None,
+                    model=get("model") or None,
+                    where=where,
+                )
+            )
         except KeyfobError as exc:
             errors.append(RowError(where, exc.message))
     return SeedFile("azure-csv", tuple(records), tuple(errors))
@@ -116,10 +120,16 @@ def write_entra_csv(records: list[SeedRecord]) -> str:
             raise SeedFileError(f"token {rec.serial}: Entra accepts only 6-digit TOTP with SHA1")
         if rec.period not in (30, 60):
             raise SeedFileError(f"token {rec.serial}: Entra accepts only 30 or 60 s periods")
-        writer.writerow([
-            (rec.upn or "").replace("'", "''"), rec.serial, to_base32(rec.secret), rec.period,
-            rec.manufacturer or "keyfob", rec.model or "keyfob",
-        ])
+        writer.writerow(
+            [
+                (rec.upn or "").replace("'", "''"),
+                rec.serial,
+                to_base32(rec.secret),
+                rec.period,
+                rec.manufacturer or "keyfob",
+                rec.model or "keyfob",
+            ]
+        )
     return out.getvalue()
 
 
@@ -163,8 +173,17 @@ def read_oath_csv(data: bytes | str) -> SeedFile:
             if serial in seen:
                 raise KeyfobError(f"serial {serial} already appears on line {seen[serial]}")
             seen[serial] = number
-            records.append(SeedRecord(serial=serial, secret=secret, type=otp_type, digits=digits,
-                                      period=period, counter=counter, where=where))
+            records.append(
+                SeedRecord(
+                    serial=serial,
+                    secret=secret,
+                    type=otp_type,
+                    digits=digits,
+                    period=period,
+                    counter=counter,
+                    where=where,
+                )
+            )
         except KeyfobError as exc:
             errors.append(RowError(where, exc.message))
     return SeedFile("oath-csv", tuple(records), tuple(errors))

@@ -29,12 +29,20 @@ def read_otpauth_list(data: bytes | str) -> SeedFile:
             if serial in seen:
                 raise KeyfobError(f"serial {serial!r} already appears on line {seen[serial]}")
             seen[serial] = number
-            records.append(SeedRecord(
-                serial=serial, secret=cred.secret, type=cred.type, algorithm=cred.algorithm,
-                digits=cred.digits, period=cred.period,
-                counter=cred.counter if cred.type is OtpType.HOTP else 0,
-                label=cred.label, manufacturer=cred.issuer or None, where=where,
-            ))
+            records.append(
+                SeedRecord(
+                    serial=serial,
+                    secret=cred.secret,
+                    type=cred.type,
+                    algorithm=cred.algorithm,
+                    digits=cred.digits,
+                    period=cred.period,
+                    counter=cred.counter if cred.type is OtpType.HOTP else 0,
+                    label=cred.label,
+                    manufacturer=cred.issuer or None,
+                    where=where,
+                )
+            )
         except KeyfobError as exc:
             errors.append(RowError(where, exc.message))
     return SeedFile("otpauth", tuple(records), tuple(errors))

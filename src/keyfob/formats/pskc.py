@@ -77,15 +77,17 @@ def _record(key: Any, index: int, mac_check: MacCheck, warnings: list[RowError])
     if otp_type is None:
         raise SeedFileError(f"algorithm {key.algorithm!r} is not HOTP or TOTP", where=where)
     if key.policy.unknown_policy_elements:
-        raise SeedFileError("unknown policy elements: RFC 6030 says the key must not be used",
-                            where=where)
+        raise SeedFileError(
+            "unknown policy elements: RFC 6030 says the key must not be used", where=where
+        )
     algorithm = Algorithm.SHA1
     if key.algorithm_suite:
         try:
             algorithm = Algorithm.parse(key.algorithm_suite)
         except KeyfobError:
-            raise SeedFileError(f"unsupported algorithm suite {key.algorithm_suite!r}",
-                                where=where) from None
+            raise SeedFileError(
+                f"unsupported algorithm suite {key.algorithm_suite!r}", where=where
+            ) from None
     encoding = (key.response_encoding or "DECIMAL").upper()
     if encoding != "DECIMAL":
         raise SeedFileError(f"response encoding {encoding} is not decimal", where=where)
@@ -99,12 +101,16 @@ def _record(key: Any, index: int, mac_check: MacCheck, warnings: list[RowError])
         drift = key.time_drift or 0
         t0 = key.time_offset or 0
     except DecryptionError as exc:
-        raise SeedFileError(f"cannot decrypt: {exc}", where=where,
-                            hint="check the password or key; a MAC mismatch means the file was "
-                            "altered (use --mac-check soft to import anyway)") from None
+        raise SeedFileError(
+            f"cannot decrypt: {exc}",
+            where=where,
+            hint="check the password or key; a MAC mismatch means the file was "
+            "altered (use --mac-check soft to import anyway)",
+        ) from None
     if not secret:
-        raise SeedFileError("no secret in this key (KeyReference-only keys cannot be imported)",
-                            where=where)
+        raise SeedFileError(
+            "no secret in this key (KeyReference-only keys cannot be imported)", where=where
+        )
     if not serial:
         raise SeedFileError("no serial number and no key Id", where=where)
     if otp_type is OtpType.TOTP and t0:
@@ -112,9 +118,19 @@ def _record(key: Any, index: int, mac_check: MacCheck, warnings: list[RowError])
     if period <= 0:
         raise SeedFileError(f"time interval {period} is not positive", where=where)
     return SeedRecord(
-        serial=serial, secret=bytes(secret), type=otp_type, algorithm=algorithm, digits=digits,
-        period=period, counter=counter, drift=drift, manufacturer=key.manufacturer,
-        model=key.model, label=key.friendly_name, upn=None, where=where,
+        serial=serial,
+        secret=bytes(secret),
+        type=otp_type,
+        algorithm=algorithm,
+        digits=digits,
+        period=period,
+        counter=counter,
+        drift=drift,
+        manufacturer=key.manufacturer,
+        model=key.model,
+        label=key.friendly_name,
+        upn=None,
+        where=where,
     )
 
 
@@ -169,12 +185,20 @@ def write_pskc(records: list[SeedRecord], password: str, *, iterations: int = 10
         raise SeedFileError("the export password is too short", hint="use at least 8 characters")
     container = pskc.PSKC()
     for rec in records:
-        algorithm = ("urn:ietf:params:xml:ns:keyprov:pskc:hotp" if rec.type is OtpType.HOTP
-                     else "urn:ietf:params:xml:ns:keyprov:pskc#totp")
+        algorithm = (
+            "urn:ietf:params:xml:ns:keyprov:pskc:hotp"
+            if rec.type is OtpType.HOTP
+            else "urn:ietf:params:xml:ns:keyprov:pskc#totp"
+        )
         k = container.add_key(
-            id=rec.serial, serial=rec.serial, secret=rec.secret, algorithm=algorithm,
-            response_encoding="DECIMAL", response_length=rec.digits,
-            manufacturer=rec.manufacturer or "keyfob", algorithm_suite=f"HMAC-{rec.algorithm.value}",
+            id=rec.serial,
+            serial=rec.serial,
+            secret=rec.secret,
+            algorithm=algorithm,
+            response_encoding="DECIMAL",
+            response_length=rec.digits,
+            manufacturer=rec.manufacturer or "keyfob",
+            algorithm_suite=f"HMAC-{rec.algorithm.value}",
         )
         if rec.type is OtpType.HOTP:
             k.counter = rec.counter
@@ -184,8 +208,9 @@ def write_pskc(records: list[SeedRecord], password: str, *, iterations: int = 10
             k.time_drift = rec.drift
         if rec.model:
             k.model = rec.model
-    container.encryption.setup_pbkdf2(password, iterations=iterations,
-                                      algorithm="aes256-cbc", key_length=32)
+    container.encryption.setup_pbkdf2(
+        password, iterations=iterations, algorithm="aes256-cbc", key_length=32
+    )
     container.mac.setup(algorithm="hmac-sha256")
     out = io.BytesIO()
     container.write(out)

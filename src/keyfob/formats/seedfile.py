@@ -24,16 +24,20 @@ def detect_format(data: bytes) -> SeedFormat:
     head = data[:4096].decode("utf-8-sig", errors="replace").lstrip()
     if head.startswith("<"):
         return SeedFormat.PSKC
-    first = next((ln.strip() for ln in head.splitlines()
-                  if ln.strip() and not ln.strip().startswith("#")), "")
+    first = next(
+        (ln.strip() for ln in head.splitlines() if ln.strip() and not ln.strip().startswith("#")),
+        "",
+    )
     if first.lower().startswith("otpauth://"):
         return SeedFormat.OTPAUTH
     if is_entra_header(first):
         return SeedFormat.AZURE_CSV
     if "," in first or " " in first:
         return SeedFormat.OATH_CSV
-    raise SeedFileError("cannot tell the seed file's format",
-                        hint="choose one with --format pskc|azure-csv|oath-csv|otpauth")
+    raise SeedFileError(
+        "cannot tell the seed file's format",
+        hint="choose one with --format pskc|azure-csv|oath-csv|otpauth",
+    )
 
 
 def read_seed_file(

@@ -134,8 +134,9 @@ def unlock(state: TokenState) -> TokenState:
     return dataclasses.replace(state, fail_count=0, locked_until=0.0).reset_resync()
 
 
-def _failure(state: TokenState, now: float, policy: Policy, reason: Reason,
-             step: int | None = None) -> Decision:
+def _failure(
+    state: TokenState, now: float, policy: Policy, reason: Reason, step: int | None = None
+) -> Decision:
     fails = state.fail_count + 1
     locked_until = state.locked_until
     if fails >= policy.lockout_threshold:
@@ -158,8 +159,14 @@ def _well_formed(code: str, digits: int) -> bool:
     return len(code) == digits and code.isascii() and code.isdigit()
 
 
-def verify(params: TokenParams, state: TokenState, code: str, now: float,
-           policy: Policy = Policy(), mode: Mode = Mode.STEADY) -> Decision:
+def verify(
+    params: TokenParams,
+    state: TokenState,
+    code: str,
+    now: float,
+    policy: Policy = Policy(),
+    mode: Mode = Mode.STEADY,
+) -> Decision:
     """Check one code against one token."""
     if is_locked(state, now):
         return Decision(Outcome.REJECT, Reason.LOCKED, state)
@@ -175,8 +182,9 @@ def _matches(params: TokenParams, code: str, first: int, last: int) -> list[int]
     return match_counter(params.secret, code, first, last, params.digits, params.algorithm)
 
 
-def _verify_totp(params: TokenParams, state: TokenState, code: str, now: float,
-                 policy: Policy, mode: Mode) -> Decision:
+def _verify_totp(
+    params: TokenParams, state: TokenState, code: str, now: float, policy: Policy, mode: Mode
+) -> Decision:
     now_step = int(now // params.period)
     if mode is Mode.ENROL:
         center, width = now_step, policy.enrol_window
@@ -202,16 +210,20 @@ def _verify_totp(params: TokenParams, state: TokenState, code: str, now: float,
     step = _closest(candidates, center)
     offset = step - now_step
     pending = state.resync_step is not None and state.resync_at is not None
-    if (pending and now - state.resync_at <= policy.resync_timeout  # type: ignore[operator]
-            and step > state.resync_step  # type: ignore[operator]
-            and abs(offset - state.resync_offset) <= 1):  # type: ignore[operator]
+    if (
+        pending
+        and now - state.resync_at <= policy.resync_timeout  # type: ignore[operator]
+        and step > state.resync_step  # type: ignore[operator]
+        and abs(offset - state.resync_offset) <= 1
+    ):  # type: ignore[operator]
         return _accept(state, step, offset, Reason.RESYNCED)
     remembered = dataclasses.replace(state, resync_step=step, resync_offset=offset, resync_at=now)
     return _failure(remembered, now, policy, Reason.RESYNC_PENDING, step)
 
 
-def _verify_hotp(params: TokenParams, state: TokenState, code: str, now: float,
-                 policy: Policy) -> Decision:
+def _verify_hotp(
+    params: TokenParams, state: TokenState, code: str, now: float, policy: Policy
+) -> Decision:
     first = state.last_step + 1
     hits = _matches(params, code, first, first + policy.hotp_resync_window)
     near = [c for c in hits if c <= first + policy.hotp_lookahead]
@@ -221,15 +233,24 @@ def _verify_hotp(params: TokenParams, state: TokenState, code: str, now: float,
         return _failure(state, now, policy, Reason.WRONG_CODE)
     counter = hits[0]
     pending = state.resync_step is not None and state.resync_at is not None
-    if (pending and now - state.resync_at <= policy.resync_timeout  # type: ignore[operator]
-            and counter == state.resync_step + 1):  # type: ignore[operator]
+    if (
+        pending
+        and now - state.resync_at <= policy.resync_timeout  # type: ignore[operator]
+        and counter == state.resync_step + 1
+    ):  # type: ignore[operator]
         return _accept(state, counter, 0, Reason.RESYNCED)
     remembered = dataclasses.replace(state, resync_step=counter, resync_offset=0, resync_at=now)
     return _failure(remembered, now, policy, Reason.RESYNC_PENDING, counter)
 
 
-def resync(params: TokenParams, state: TokenState, first_code: str, second_code: str,
-           now: float, policy: Policy = Policy()) -> Decision:
+def resync(
+    params: TokenParams,
+    state: TokenState,
+    first_code: str,
+    second_code: str,
+    now: float,
+    policy: Policy = Policy(),
+) -> Decision:
     """Admin or self-service resync with two consecutive codes typed at once.
 
     Ignores a lock (an admin or a signed-in user is doing it) and, on success, clears it.
@@ -252,5 +273,4 @@ def resync(params: TokenParams, state: TokenState, first_code: str, second_code:
     if not pairs:
         return _failure(state, now, policy, Reason.WRONG_CODE)
     step = pairs[-1] if params.type is OtpType.HOTP else _closest(pairs, now_step + state.drift)
-    return _accept(state, step, step - base if params.type is OtpType.TOTP else 0,
-                   Reason.RESYNCED)
+    return _accept(state, step, step - base if params.type is OtpType.TOTP else 0, Reason.RESYNCED)

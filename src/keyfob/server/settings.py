@@ -17,7 +17,7 @@ DEFAULT_DB = "sqlite:///keyfob.db"
 
 
 class Settings(BaseSettings):
-    """Everything the server can be told; defaults follow design §4–§6."""
+    """Everything the server can be told; defaults follow design sections 4 to 6."""
 
     model_config = SettingsConfigDict(env_prefix="KEYFOB_", extra="ignore")
 
@@ -35,8 +35,11 @@ class Settings(BaseSettings):
     lockout_threshold: int = Field(5, ge=1, le=100)
 
     def policy(self) -> Policy:
-        return Policy(window=self.window, resync_window=self.resync_window,
-                      lockout_threshold=self.lockout_threshold)
+        return Policy(
+            window=self.window,
+            resync_window=self.resync_window,
+            lockout_threshold=self.lockout_threshold,
+        )
 
     def resolved_key_file(self) -> Path:
         """Next to a SQLite database by default, else in the working directory."""

@@ -44,14 +44,20 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:
         raise DatabaseError(f"cannot read the database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=8, max_overflow=16)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=16,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}",
-                        hint="use sqlite:///path.db or postgresql+psycopg://…")
+    raise DatabaseError(
+        f"unsupported database {parsed.get_backend_name()!r}",
+        hint="use sqlite:///path.db or postgresql+psycopg://…",
+    )
 
 
 def migrate(engine: Engine) -> None:
@@ -68,5 +74,7 @@ def migrate(engine: Engine) -> None:
     except KeyfobError:
         raise
     except Exception as exc:
-        raise DatabaseError(f"cannot open or migrate the database: {exc}",
-                            hint="check --db and that the database server answers") from None
+        raise DatabaseError(
+            f"cannot open or migrate the database: {exc}",
+            hint="check --db and that the database server answers",
+        ) from None

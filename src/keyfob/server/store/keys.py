@@ -40,8 +40,9 @@ def parse_key_text(text: str, source: str) -> bytes:
     except (ValueError, binascii.Error):
         key = b""
     if len(key) != 32:
-        raise MasterKeyError(f"{source} is not a 32-byte key",
-                             hint="give 64 hex digits or base64 of 32 random bytes")
+        raise MasterKeyError(
+            f"{source} is not a 32-byte key", hint="give 64 hex digits or base64 of 32 random bytes"
+        )
     return key
 
 
@@ -64,8 +65,10 @@ class KeyRing:
         kid, nonce, ct = blob[1:5], blob[5 : 5 + _NONCE], blob[5 + _NONCE :]
         aead = self._keys.get(kid)
         if aead is None:
-            raise MasterKeyError("stored secret was encrypted with another master key",
-                                 hint="start the server with the key file it was created with")
+            raise MasterKeyError(
+                "stored secret was encrypted with another master key",
+                hint="start the server with the key file it was created with",
+            )
         try:
             return aead.decrypt(nonce, ct, aad.encode())
         except InvalidTag:

@@ -8,6 +8,9 @@ behind a unit of work. Alembic migrations (``migrations/versions``) create exact
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,18 +25,41 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
+    TypeDecorator,
 )
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are UTC everywhere: aware in Python, ``timestamptz`` in PostgreSQL, and
+    naive-UTC text in SQLite (which has no time zones), read back as aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("username", String(255), nullable=False),
     Column("username_key", String(255), nullable=False, unique=True),  # casefolded UPN
@@ -42,11 +68,12 @@ users = Table(
     Column("must_change_password", Boolean, nullable=False, default=False),
     Column("role", String(16), nullable=False, default="user"),
     Column("disabled", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 tokens = Table(
-    "tokens", metadata,
+    "tokens",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("serial", String(128), nullable=True, unique=True),
     Column("kind", String(16), nullable=False),  # app | programmable | classic
@@ -71,19 +98,21 @@ tokens = Table(
     Column("manufacturer", String(128), nullable=True),
     Column("model", String(128), nullable=True),
     Column("source", String(255), nullable=False, default="enrolled"),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("activated_at", DateTime(timezone=True), nullable=True),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("activated_at", UTCDateTime(), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
     Index("ix_tokens_owner_state", "owner_id", "state"),
     Index("ix_tokens_state_kind", "state", "kind"),
 )
 
 audit = Table(
-    "audit", metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    "audit",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UTCDateTime(), nullable=False, index=True),
     Column("actor", String(255), nullable=False),
     Column("action", String(64), nullable=False, index=True),
     Column("target_user", String(255), nullable=True, index=True),
@@ -95,20 +124,22 @@ audit = Table(
 )
 
 api_keys = Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     Column("id", String(16), primary_key=True),
     Column("name", String(255), nullable=False),
     Column("role", String(16), nullable=False),  # validate | admin
     Column("hash", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
 )
 
 radius_clients = Table(
-    "radius_clients", metadata,
+    "radius_clients",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("address", String(64), nullable=False),
     Column("secret_enc", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

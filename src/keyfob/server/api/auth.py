@@ -1,0 +1,76 @@
+"""Who is calling: a bearer API key (role ``validate`` or ``admin``) or a user's own password
+(HTTP Basic), which lets the burner and scripts act for one user without an admin key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from keyfob.server import accounts
+from keyfob.server.context import ServerContext
+from keyfob.server.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # apikey | user
+    name: str
+    role: str  # validate | admin | user
+
+    @property
+    def actor(self) -> str:
+        return f"apikey:{self.name}" if self.kind == "apikey" else self.name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _ctx(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    ctx = _ctx(request)
+    if scheme.lower() == "bearer" and value:
+        key = accounts.check_api_key(ctx, value.strip())
+        if key is not None:
+            return Principal("apikey", key.name, key.role)
+    elif scheme.lower() == "basic" and value:
+        try:
+            username, _, password = base64.b64decode(value).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            username, password = "", ""
+        user = accounts.authenticate(ctx, username, password) if username else None
+        if user is not None:
+            return Principal("user", user.username, user.role)
+    raise Unauthorized(
+        "missing or invalid credentials",
+        hint="send 'Authorization: Bearer <API key>' or HTTP Basic user:password",
+    )
+
+
+def require_validate(request: Request) -> Principal:
+    p = authenticate(request)
+    if p.kind != "apikey" or p.role not in ("validate", "admin"):
+        raise Forbidden("this needs an API key with role validate or admin")
+    return p
+
+
+def require_admin(request: Request) -> Principal:
+    p = authenticate(request)
+    if not p.is_admin:
+        raise Forbidden("this needs an admin API key or an admin user")
+    return p
+
+
+def require_self_or_admin(request: Request, username: str) -> Principal:
+    p = authenticate(request)
+    if p.is_admin or (p.kind == "user" and p.name.casefold() == username.casefold()):
+        return p
+    raise Forbidden("you can only manage your own methods")

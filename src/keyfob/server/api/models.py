@@ -1,0 +1,69 @@
+"""Request bodies: bounded, typed, and strict about unknown fields."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ValidateBody(_Body):
+    username: str = Field(min_length=1, max_length=255)
+    code: str = Field(min_length=1, max_length=32)
+
+
+class UserBody(_Body):
+    username: str = Field(min_length=1, max_length=255)
+    password: str | None = Field(default=None, max_length=1024)
+    display_name: str = Field(default="", max_length=255)
+    role: Literal["user", "admin"] = "user"
+
+
+class BeginBody(_Body):
+    kind: Literal["app", "programmable"]
+    label: str | None = Field(default=None, max_length=255)
+    algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
+    digits: int = Field(default=6, ge=6, le=10)
+    period: Literal[30, 60] = 30
+
+
+class VerifyBody(_Body):
+    code: str = Field(min_length=1, max_length=32)
+    serial: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class SelfAssignBody(_Body):
+    serial: str = Field(min_length=1, max_length=128)
+    code: str = Field(min_length=1, max_length=32)
+    label: str | None = Field(default=None, max_length=255)
+
+
+class AssignBody(_Body):
+    username: str = Field(min_length=1, max_length=255)
+    label: str | None = Field(default=None, max_length=255)
+
+
+class ResyncBody(_Body):
+    code1: str = Field(min_length=1, max_length=32)
+    code2: str = Field(min_length=1, max_length=32)
+
+
+class ImportBody(_Body):
+    content: str | None = Field(default=None, description="the file as text (PSKC, CSV, URIs)")
+    content_base64: str | None = Field(default=None, description="or the file as base64")
+    format: Literal["pskc", "azure-csv", "oath-csv", "vendor-csv", "otpauth"] | None = None
+    filename: str = Field(default="upload", max_length=255)
+    password: str | None = Field(default=None, max_length=1024)
+    key: str | None = Field(default=None, max_length=128, description="pre-shared key, hex")
+    mac_check: Literal["strict", "soft", "none"] = "strict"
+    dry_run: bool = False
+
+
+class ExportBody(_Body):
+    format: Literal["azure-csv", "pskc"]
+    password: str | None = Field(default=None, max_length=1024)
+    assigned_only: bool = False

@@ -1,0 +1,55 @@
+"""The server's one explicit dependency bundle: settings, database, keys, policy and clock.
+
+Built once by :func:`open_context` and passed to every service function and to the API app, so
+that tests can build several independent servers in one process and inject a clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from sqlalchemy import Engine
+
+from keyfob.otp.verify import Policy
+from keyfob.server.settings import Settings
+from keyfob.server.store.db import make_engine, migrate
+from keyfob.server.store.keys import KeyRing, load_or_create
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    engine: Engine
+    ring: KeyRing
+    policy: Policy
+    clock: Callable[[], float] = time.time
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    key_created: bool = False
+
+    def now(self) -> float:
+        return self.clock()
+
+    def now_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+
+def open_context(
+    settings: Settings, *, clock: Callable[[], float] = time.time, run_migrations: bool = True
+) -> ServerContext:
+    engine = make_engine(settings.db)
+    if run_migrations:
+        migrate(engine)
+    env_key = settings.master_key.get_secret_value() if settings.master_key else None
+    ring, created = load_or_create(settings.resolved_key_file(), env_key)
+    return ServerContext(
+        settings=settings,
+        engine=engine,
+        ring=ring,
+        policy=settings.policy(),
+        clock=clock,
+        key_created=created,
+    )

@@ -1,0 +1,37 @@
+"""Service errors, each with the HTTP status the API answers with."""
+
+from __future__ import annotations
+
+from keyfob.errors import KeyfobError
+
+
+class ServiceError(KeyfobError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class CodeRejected(ServiceError):
+    """A verification code was not accepted (enrolment, assignment, resync)."""
+
+    status = 422
+    code = "code_rejected"

@@ -1,0 +1,334 @@
+"""Data access: every statement the server runs, in one place, each in the caller's transaction.
+
+The one rule that matters most lives in :func:`apply_state`: a verification decision is written
+with ``UPDATE … WHERE id = :id AND version = :v`` (and ``AND last_step < :s`` when it accepts a
+step), so that of any number of concurrent checks of the same code — threads, processes or
+nodes — exactly one can accept it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+
+from keyfob.otp.verify import TokenState
+from keyfob.server.store.records import TokenRecord, UserRecord, state_values
+from keyfob.server.store.schema import api_keys, audit, tokens, users
+
+_TOKEN_COLUMNS = [*tokens.c, users.c.username.label("owner")]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def user_key(username: str) -> str:
+    """Usernames (UPNs) compare case-insensitively."""
+    return username.strip().casefold()
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+def get_user(conn: Connection, username: str) -> UserRecord | None:
+    row = conn.execute(select(users).where(users.c.username_key == user_key(username))).first()
+    return UserRecord.from_row(row) if row else None
+
+
+def get_password_hash(conn: Connection, username: str) -> tuple[UserRecord, str | None] | None:
+    row = conn.execute(select(users).where(users.c.username_key == user_key(username))).first()
+    if row is None:
+        return None
+    return UserRecord.from_row(row), row._mapping["password_hash"]
+
+
+def insert_user(
+    conn: Connection,
+    username: str,
+    *,
+    password_hash: str | None,
+    role: str,
+    display_name: str,
+    must_change_password: bool,
+    now: datetime,
+) -> UserRecord:
+    values = {
+        "id": new_id(),
+        "username": username.strip(),
+        "username_key": user_key(username),
+        "display_name": display_name,
+        "password_hash": password_hash,
+        "must_change_password": must_change_password,
+        "role": role,
+        "disabled": False,
+        "created_at": now,
+    }
+    conn.execute(insert(users).values(**values))
+    return UserRecord.from_row(conn.execute(select(users).where(users.c.id == values["id"])).one())
+
+
+def update_user(conn: Connection, user_id: str, **values: Any) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def list_users(conn: Connection) -> list[UserRecord]:
+    return [
+        UserRecord.from_row(r) for r in conn.execute(select(users).order_by(users.c.username_key))
+    ]
+
+
+def count_users(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(users)).scalar_one()
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+
+def _token_select() -> Any:
+    return select(*_TOKEN_COLUMNS).select_from(
+        tokens.outerjoin(users, tokens.c.owner_id == users.c.id)
+    )
+
+
+def active_tokens_of(
+    conn: Connection, username: str
+) -> tuple[UserRecord | None, list[TokenRecord]]:
+    """The validation read: a user's active tokens through the (owner_id, state) index.
+
+    One statement: the user row and its tokens come back together (LEFT JOIN), so an unknown
+    user, a disabled one and one without tokens cost the same single query.
+    """
+    stmt = (
+        select(users, *[c.label(f"t_{c.name}") for c in tokens.c])
+        .select_from(
+            users.outerjoin(
+                tokens, and_(tokens.c.owner_id == users.c.id, tokens.c.state == "active")
+            )
+        )
+        .where(users.c.username_key == user_key(username))
+    )
+    rows = conn.execute(stmt).all()
+    if not rows:
+        return None, []
+    user = UserRecord.from_row(rows[0])
+    found = []
+    for row in rows:
+        m = row._mapping
+        if m["t_id"] is None:
+            continue
+        data = {c.name: m[f"t_{c.name}"] for c in tokens.c}
+        data["owner"] = user.username
+        found.append(TokenRecord.from_row(_Row(data)))
+    return user, found
+
+
+class _Row:
+    """Adapter so that from_row works on a plain dict."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._mapping = mapping
+
+
+def get_token(conn: Connection, token_id: str) -> TokenRecord | None:
+    row = conn.execute(_token_select().where(tokens.c.id == token_id)).first()
+    return TokenRecord.from_row(row) if row else None
+
+
+def get_token_by_serial(conn: Connection, serial: str) -> TokenRecord | None:
+    row = conn.execute(_token_select().where(tokens.c.serial == serial)).first()
+    return TokenRecord.from_row(row) if row else None
+
+
+def tokens_of(conn: Connection, user_id: str) -> list[TokenRecord]:
+    rows = conn.execute(
+        _token_select().where(tokens.c.owner_id == user_id).order_by(tokens.c.created_at)
+    )
+    return [TokenRecord.from_row(r) for r in rows]
+
+
+def count_methods(conn: Connection, user_id: str) -> int:
+    return conn.execute(
+        select(func.count())
+        .select_from(tokens)
+        .where(tokens.c.owner_id == user_id, tokens.c.state.in_(["active", "pending"]))
+    ).scalar_one()
+
+
+def list_tokens(
+    conn: Connection,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    owner: str | None = None,
+    assigned: bool | None = None,
+    serial: str | None = None,
+    locked_at: float | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[TokenRecord], int]:
+    conds = []
+    if state:
+        conds.append(tokens.c.state == state)
+    if kind:
+        conds.append(tokens.c.kind == kind)
+    if owner:
+        conds.append(users.c.username_key == user_key(owner))
+    if assigned is not None:
+        conds.append(tokens.c.owner_id.isnot(None) if assigned else tokens.c.owner_id.is_(None))
+    if serial:
+        conds.append(tokens.c.serial.like(f"{serial}%"))
+    if locked_at is not None:
+        conds.append(tokens.c.locked_until > locked_at)
+    base = tokens.outerjoin(users, tokens.c.owner_id == users.c.id)
+    total = conn.execute(select(func.count()).select_from(base).where(*conds)).scalar_one()
+    rows = conn.execute(
+        _token_select()
+        .where(*conds)
+        .order_by(tokens.c.serial, tokens.c.created_at)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [TokenRecord.from_row(r) for r in rows], total
+
+
+def insert_token(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(tokens).values(**values))
+
+
+def insert_tokens(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(tokens), rows)
+
+
+def update_token(conn: Connection, token_id: str, **values: Any) -> None:
+    conn.execute(
+        update(tokens).where(tokens.c.id == token_id).values(version=tokens.c.version + 1, **values)
+    )
+
+
+def delete_token(conn: Connection, token_id: str) -> None:
+    conn.execute(delete(tokens).where(tokens.c.id == token_id))
+
+
+def delete_expired_pending(conn: Connection, now: datetime) -> int:
+    return conn.execute(
+        delete(tokens).where(tokens.c.state == "pending", tokens.c.expires_at < now)
+    ).rowcount
+
+
+def apply_state(
+    conn: Connection,
+    token: TokenRecord,
+    state: TokenState,
+    *,
+    accepted_step: int | None,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Compare-and-set a verification decision; False means someone else got there first."""
+    stmt = update(tokens).where(tokens.c.id == token.id, tokens.c.version == token.version)
+    values: dict[str, Any] = {**state_values(state), "version": token.version + 1}
+    if accepted_step is not None:
+        stmt = stmt.where(tokens.c.last_step < accepted_step)
+        values["last_used_at"] = now
+    if extra:
+        values.update(extra)
+    return conn.execute(stmt.values(**values)).rowcount == 1
+
+
+def all_sealed(conn: Connection) -> list[tuple[str, bytes]]:
+    return [
+        (r.id, bytes(r.secret_enc)) for r in conn.execute(select(tokens.c.id, tokens.c.secret_enc))
+    ]
+
+
+def reseal(conn: Connection, token_id: str, blob: bytes) -> None:
+    conn.execute(update(tokens).where(tokens.c.id == token_id).values(secret_enc=blob))
+
+
+def serials_present(conn: Connection, serials: list[str]) -> dict[str, TokenRecord]:
+    found: dict[str, TokenRecord] = {}
+    for i in range(0, len(serials), 500):
+        chunk = serials[i : i + 500]
+        for r in conn.execute(_token_select().where(tokens.c.serial.in_(chunk))):
+            rec = TokenRecord.from_row(r)
+            found[rec.serial or ""] = rec
+    return found
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def insert_audit(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(audit).values(**values))
+
+
+def query_audit(
+    conn: Connection,
+    *,
+    user: str | None = None,
+    serial: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    conds = []
+    if user:
+        conds.append(
+            or_(
+                func.lower(audit.c.target_user) == user_key(user),
+                func.lower(audit.c.actor) == user_key(user),
+            )
+        )
+    if serial:
+        conds.append(audit.c.target_serial == serial)
+    if action:
+        conds.append(audit.c.action.like(f"{action}%"))
+    if outcome:
+        conds.append(audit.c.outcome == outcome)
+    if since:
+        conds.append(audit.c.at >= since)
+    if until:
+        conds.append(audit.c.at < until)
+    total = conn.execute(select(func.count()).select_from(audit).where(*conds)).scalar_one()
+    rows = conn.execute(
+        select(audit).where(*conds).order_by(audit.c.id.desc()).limit(limit).offset(offset)
+    )
+    return [dict(r._mapping) for r in rows], total
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+def insert_api_key(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(api_keys).values(**values))
+
+
+def get_api_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def touch_api_key(conn: Connection, key_id: str, now: datetime) -> None:
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+
+
+def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
+    return [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(
+                api_keys.c.id,
+                api_keys.c.name,
+                api_keys.c.role,
+                api_keys.c.created_at,
+                api_keys.c.last_used_at,
+            ).order_by(api_keys.c.created_at)
+        )
+    ]
