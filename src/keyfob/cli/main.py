@@ -11,8 +11,10 @@ import sys
 import typer
 
 from keyfob import __version__
+from keyfob.cli import admin as admin_cmd
 from keyfob.cli import code as code_cmd
 from keyfob.cli import qr as qr_cmd
+from keyfob.cli import serve as serve_cmd
 from keyfob.cli import uri as uri_cmd
 from keyfob.errors import KeyfobError
 
@@ -26,6 +28,8 @@ app = typer.Typer(
 app.command("code")(code_cmd.code)
 app.add_typer(uri_cmd.app, name="uri")
 app.add_typer(qr_cmd.app, name="qr")
+app.command("serve")(serve_cmd.serve)
+app.add_typer(admin_cmd.app, name="admin")
 
 
 @app.command("version")

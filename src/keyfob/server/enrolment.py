@@ -19,7 +19,7 @@ from keyfob.otp.hotp import check_digits
 from keyfob.otp.verify import Mode, Reason, verify
 from keyfob.server import auditlog
 from keyfob.server.context import ServerContext
-from keyfob.server.errors import CodeRejected, Conflict, NotFound, ServiceError
+from keyfob.server.errors import CodeRejected, Conflict, Gone, NotFound, ServiceError
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord, UserRecord, state_values
 from keyfob.server.views import token_view
@@ -175,7 +175,7 @@ def verify_enrolment(
         if token.state != "pending":
             raise Conflict(f"this method is {token.state}")
         if token.expires_at is not None and token.expires_at.timestamp() < now:
-            raise ServiceError("this enrolment expired", hint="start again to get a new QR code")
+            raise Gone("this enrolment expired", hint="start again to get a new QR code")
         if serial is not None:
             serial = serial.strip()
             if not serial or len(serial) > 128:

@@ -35,3 +35,10 @@ class CodeRejected(ServiceError):
 
     status = 422
     code = "code_rejected"
+
+
+class Gone(ServiceError):
+    """Something that existed has expired (an enrolment left unverified too long)."""
+
+    status = 410
+    code = "expired"

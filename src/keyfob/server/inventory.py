@@ -50,6 +50,14 @@ class ImportReport:
     def ok(self) -> bool:
         return not any(r.action == "error" for r in self.rows)
 
+    def sort(self) -> None:
+        """File order: "line 7" before "line 12", "key 2" before "key 10"."""
+        def position(row: ImportRow) -> tuple[int, str]:
+            digits = "".join(ch if ch.isdigit() else " " for ch in row.where).split()
+            return (int(digits[0]) if digits else 0, row.where)
+
+        self.rows.sort(key=position)
+
     def count(self, action: str) -> int:
         return sum(1 for r in self.rows if r.action == action)
 
@@ -150,6 +158,7 @@ def import_seeds(
                     "_upn": rec.upn,
                 }
             )
+        report.sort()
         if dry_run or not report.ok:
             report.created_users = sorted(u for u, rec in known_users.items() if rec is None)
             auditlog.record(

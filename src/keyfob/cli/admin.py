@@ -1,0 +1,253 @@
+"""``keyfob admin``: manage users, API keys, the token inventory and the master key, directly on
+the database (the server may be running or stopped)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from keyfob.cli.common import print_json
+from keyfob.server import accounts, inventory
+from keyfob.server.context import ServerContext, open_context
+from keyfob.server.keyrotation import rotate_key
+from keyfob.server.settings import DEFAULT_DB, Settings
+from keyfob.server.views import user_view
+
+app = typer.Typer(help="Administer users, API keys, tokens and keys.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+tokens_app = typer.Typer(help="The token inventory.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(tokens_app, name="tokens")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ACTOR = "cli:" + os.environ.get("USER", "admin")
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    db: Annotated[str, typer.Option("--db", envvar="KEYFOB_DB", help="Database URL.")] = DEFAULT_DB,
+    key_file: Annotated[Path | None, typer.Option(help="Master key file.")] = None,
+) -> None:
+    ctx.obj = {"db": db, "key_file": key_file}
+
+
+def _context(ctx: typer.Context) -> ServerContext:
+    root = ctx.find_root()
+    opts: dict[str, Any] = {}
+    for c in (ctx, ctx.parent, root):
+        if c is not None and isinstance(c.obj, dict):
+            opts = c.obj
+            break
+    settings = Settings(db=opts.get("db", DEFAULT_DB), key_file=opts.get("key_file"))
+    return open_context(settings)
+
+
+# --- users -------------------------------------------------------------------------------
+
+@user_app.command("add")
+def user_add(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(help="User principal name, e.g. alice@example.com.")],
+    password: Annotated[str | None, typer.Option(
+        help="One-time password (the user sets their own at first sign-in); "
+        "default: generate one.")] = None,
+    role: Annotated[str, typer.Option(help="user or admin.")] = "user",
+    display_name: Annotated[str, typer.Option(help="Full name.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a user with a one-time password."""
+    generated = password is None
+    password = password or accounts.generate_password()
+    user = accounts.create_user(_context(ctx), username, password=password, role=role,
+                                display_name=display_name, actor=ACTOR)
+    if as_json:
+        data = user_view(user)
+        if generated:
+            data["one_time_password"] = password
+        print_json(data)
+    else:
+        typer.echo(f"added {user.username} ({user.role})")
+        if generated:
+            typer.echo(f"one-time password: {password}")
+
+
+@user_app.command("list")
+def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List users."""
+    users = accounts.list_users(_context(ctx))
+    if as_json:
+        print_json([user_view(u) for u in users])
+        return
+    for u in users:
+        flags = " disabled" if u.disabled else ""
+        typer.echo(f"{u.username:<40} {u.role:<6}{flags}")
+
+
+@user_app.command("disable")
+def user_disable(ctx: typer.Context, username: str) -> None:
+    """Disable a user (validation then rejects every code)."""
+    user = accounts.set_disabled(_context(ctx), username, True, actor=ACTOR)
+    typer.echo(f"disabled {user.username}")
+
+
+@user_app.command("enable")
+def user_enable(ctx: typer.Context, username: str) -> None:
+    """Enable a disabled user."""
+    user = accounts.set_disabled(_context(ctx), username, False, actor=ACTOR)
+    typer.echo(f"enabled {user.username}")
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+@apikey_app.command("create")
+def apikey_create(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option(help="validate (for apps and VPNs) or admin.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key; it is shown once."""
+    key, secret = accounts.create_api_key(_context(ctx), name, role, actor=ACTOR)
+    if as_json:
+        print_json({"name": key.name, "role": key.role, "key": secret})
+    else:
+        typer.echo(f"API key {key.name!r} ({key.role}); shown once, store it now:")
+        typer.echo(secret)
+
+
+@apikey_app.command("list")
+def apikey_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List API keys (never the keys themselves)."""
+    keys = accounts.list_api_keys(_context(ctx))
+    if as_json:
+        print_json([{**k, "created_at": str(k["created_at"]),
+                     "last_used_at": str(k["last_used_at"] or "")} for k in keys])
+        return
+    for k in keys:
+        typer.echo(f"{k['id']}  {k['role']:<8} {k['name']}")
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+@tokens_app.command("import")
+def tokens_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="pskc, azure-csv, oath-csv (vendor-csv) or otpauth; default: detect.")
+    ] = None,
+    password: Annotated[str | None, typer.Option(help="PSKC password (PBKDF2).")] = None,
+    key: Annotated[str | None, typer.Option(help="PSKC pre-shared key, hex.")] = None,
+    mac_check: Annotated[str, typer.Option(help="strict, soft or none.")] = "strict",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, import nothing.")
+                       ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a seed file, all or nothing; re-importing is idempotent by serial."""
+    try:
+        key_bytes = bytes.fromhex(key) if key else None
+    except ValueError:
+        raise typer.BadParameter("--key must be hex digits") from None
+    report = inventory.import_seeds(
+        _context(ctx), file.read_bytes(), fmt=fmt, source=file.name, password=password,
+        key=key_bytes, mac_check=mac_check, dry_run=dry_run, actor=ACTOR)
+    data = report.as_dict()
+    if as_json:
+        print_json(data)
+    else:
+        for row in report.rows:
+            if row.action in ("error", "warning") or dry_run:
+                what = row.serial or ""
+                typer.echo(f"{row.where:<24} {row.action:<9} {what} {row.message}".rstrip())
+        verdict = ("dry run: nothing imported" if dry_run else
+                   f"imported {data['created']} token(s)" if report.ok else
+                   "nothing imported")
+        typer.echo(f"{verdict}; {data['created']} new, {data['unchanged']} unchanged, "
+                   f"{data['errors']} error(s)")
+        if report.created_users:
+            typer.echo(f"users created for assignment: {', '.join(report.created_users)}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@tokens_app.command("export")
+def tokens_export(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="azure-csv or pskc.")] = "azure-csv",
+    password: Annotated[str | None, typer.Option(help="Password for the PSKC file.")] = None,
+    assigned_only: Annotated[bool, typer.Option(help="Only assigned tokens.")] = False,
+) -> None:
+    """Export classic tokens: Entra CSV (upload to Azure) or encrypted PSKC."""
+    data = inventory.export(_context(ctx), fmt, password=password, assigned_only=assigned_only,
+                            actor=ACTOR)
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    typer.echo(f"wrote {output} (mode 0600: it holds token secrets)")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="pending, active or disabled.")] = None,
+    kind: Annotated[str | None, typer.Option(help="app, programmable or classic.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Username.")] = None,
+    unassigned: Annotated[bool, typer.Option("--unassigned", help="Only the inventory.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tokens with owner, state, drift and last use."""
+    data = inventory.list_inventory(_context(ctx), state=state, kind=kind, owner=owner,
+                                    assigned=False if unassigned else None, limit=limit)
+    if as_json:
+        print_json(data)
+        return
+    for t in data["items"]:
+        lock = " LOCKED" if t["locked"] else ""
+        typer.echo(f"{t['serial'] or '-':<16} {t['kind']:<12} {t['owner'] or '(inventory)':<30} "
+                   f"{t['state']:<8} drift {t['drift_seconds']:+d}s "
+                   f"last used {t['last_used_at'] or 'never'}{lock}")
+    typer.echo(f"{data['total']} token(s)", err=True)
+
+
+@tokens_app.command("assign")
+def tokens_assign(ctx: typer.Context, serial: str, username: str) -> None:
+    """Assign an inventory token to a user."""
+    inventory.assign(_context(ctx), serial, username, actor=ACTOR)
+    typer.echo(f"assigned {serial} to {username}")
+
+
+@tokens_app.command("unassign")
+def tokens_unassign(ctx: typer.Context, serial: str) -> None:
+    """Return a token to the inventory (for re-use when its owner leaves)."""
+    inventory.unassign(_context(ctx), serial, actor=ACTOR)
+    typer.echo(f"unassigned {serial}")
+
+
+@tokens_app.command("unlock")
+def tokens_unlock(ctx: typer.Context, serial: str) -> None:
+    """Clear a token's lockout."""
+    inventory.unlock_token(_context(ctx), serial, actor=ACTOR)
+    typer.echo(f"unlocked {serial}")
+
+
+@tokens_app.command("resync")
+def tokens_resync(ctx: typer.Context, serial: str, code1: str, code2: str) -> None:
+    """Resynchronise a token with two consecutive codes."""
+    view = inventory.resync_token(_context(ctx), serial, code1, code2, actor=ACTOR)
+    typer.echo(f"resynchronised {serial}: drift {view['drift_seconds']:+d}s")
+
+
+@app.command("rotate-key")
+def rotate(ctx: typer.Context) -> None:
+    """Re-encrypt every stored secret under a new master key, in one transaction."""
+    count = rotate_key(_context(ctx), new_env_key=os.environ.get("KEYFOB_NEW_MASTER_KEY"))
+    typer.echo(json.dumps({"reencrypted": count}))

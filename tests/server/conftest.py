@@ -1,0 +1,214 @@
+"""Server fixtures: a context per test on SQLite or on a real PostgreSQL, a controllable clock,
+an API client, and a watch list of every secret and code used, checked against audit rows and
+logs at the end of the suite (test_zz_no_leaks.py)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from keyfob.server import accounts
+from keyfob.server.api.app import create_app
+from keyfob.server.context import ServerContext, open_context
+from keyfob.server.settings import Settings
+from keyfob.server.store.schema import audit
+
+STRICT = os.environ.get("KEYFOB_STRICT") == "1"
+PG_URL = os.environ.get("KEYFOB_TEST_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+T0 = 1_800_000_000.0  # a fixed "now" (2027-01-15), 0 s into a 30 s step
+
+
+class Clock:
+    """A clock the test moves by hand; every server in a test shares it."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class LeakWatch:
+    """Everything secret that went into or came out of the server during the suite."""
+
+    secrets: set[str] = field(default_factory=set)
+    codes: set[str] = field(default_factory=set)
+    audit_text: list[str] = field(default_factory=list)
+    log: io.StringIO = field(default_factory=io.StringIO)
+
+
+_WATCH = LeakWatch()
+
+
+@pytest.fixture(scope="session")
+def leak_watch() -> Iterator[LeakWatch]:
+    handler = logging.StreamHandler(_WATCH.log)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old = root.level
+    root.setLevel(logging.DEBUG)
+    yield _WATCH
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
+def _pg_available() -> bool:
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server for this session, dropped afterwards."""
+    if not _pg_available():
+        reason = f"PostgreSQL does not answer at {PG_URL}"
+        if STRICT:
+            pytest.fail(f"KEYFOB_STRICT=1: {reason}")
+        pytest.skip(reason)
+    name = f"keyfob_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _truncate(ctx: ServerContext) -> None:
+    with ctx.engine.begin() as conn:
+        if ctx.engine.dialect.name == "postgresql":
+            conn.execute(sa.text("TRUNCATE audit, tokens, api_keys, radius_clients, users CASCADE"))
+        else:
+            for table in ("audit", "tokens", "api_keys", "radius_clients", "users"):
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+def make_ctx(db: str, tmp_path: Any, clock: Clock, **overrides: Any) -> ServerContext:
+    settings = Settings(db=db, key_file=tmp_path / f"{uuid.uuid4().hex[:6]}.key", **overrides)
+    return open_context(settings, clock=clock)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ctx(request: pytest.FixtureRequest, tmp_path: Any, clock: Clock,
+        leak_watch: LeakWatch) -> Iterator[ServerContext]:
+    """A fresh server context on each backend."""
+    if request.param == "sqlite":
+        db = f"sqlite:///{tmp_path / 'keyfob.db'}"
+    else:
+        db = request.getfixturevalue("pg_database")
+    context = make_ctx(db, tmp_path, clock)
+    if request.param == "postgresql":
+        _truncate(context)
+    yield context
+    with context.engine.connect() as conn:
+        rows = conn.execute(sa.select(audit)).all()
+    # The timestamp column is ours; every other column could carry what a caller sent.
+    leak_watch.audit_text += [
+        " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows]
+    context.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_ctx(tmp_path: Any, clock: Clock, leak_watch: LeakWatch) -> Iterator[ServerContext]:
+    context = make_ctx(f"sqlite:///{tmp_path / 'keyfob.db'}", tmp_path, clock)
+    yield context
+    with context.engine.connect() as conn:
+        rows = conn.execute(sa.select(audit)).all()
+    leak_watch.audit_text += [
+        " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows]
+    context.engine.dispose()
+
+
+class Api:
+    """A TestClient that records secrets and codes it sends or receives."""
+
+    def __init__(self, ctx: ServerContext, watch: LeakWatch) -> None:
+        self.ctx = ctx
+        self.watch = watch
+        self.client = TestClient(create_app(ctx), raise_server_exceptions=True)
+        _, self.admin_key = accounts.create_api_key(ctx, "test-admin", "admin")
+        _, self.validate_key = accounts.create_api_key(ctx, "test-validate", "validate")
+        self.watch.secrets.update({self.admin_key, self.validate_key})
+
+    def headers(self, role: str = "admin") -> dict[str, str]:
+        key = self.admin_key if role == "admin" else self.validate_key
+        return {"Authorization": f"Bearer {key}"}
+
+    def _record(self, body: Any) -> None:
+        if isinstance(body, dict):
+            for k, v in body.items():
+                if k in ("code", "code1", "code2") and isinstance(v, str):
+                    self.watch.codes.add(v)
+                elif k in ("secret", "password", "key") and isinstance(v, str) and len(v) >= 8:
+                    self.watch.secrets.add(v)
+                else:
+                    self._record(v)
+        elif isinstance(body, list):
+            for v in body:
+                self._record(v)
+
+    def request(self, method: str, path: str, *, role: str | None = "admin",
+                headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        if "json" in kw:
+            self._record(kw["json"])
+        h = dict(self.headers(role) if role else {})
+        h.update(headers or {})
+        resp = self.client.request(method, path, headers=h, **kw)
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            self._record(resp.json())
+        return resp
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+    def validate(self, username: str, code: str) -> str:
+        resp = self.post("/api/v1/validate", json={"username": username, "code": code},
+                         role="validate")
+        assert resp.status_code == 200, resp.text
+        return resp.json()["result"]
+
+
+@pytest.fixture
+def api(ctx: ServerContext, leak_watch: LeakWatch) -> Api:
+    return Api(ctx, leak_watch)
+
+
+@pytest.fixture
+def sqlite_api(sqlite_ctx: ServerContext, leak_watch: LeakWatch) -> Api:
+    return Api(sqlite_ctx, leak_watch)
