@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Start keyfob (the server once it exists; for now the CLI overview).
+## Start the MFA server on SQLite (./keyfob.db); the first start prints the admin's password.
 run: $(STAMP)
-	$(BIN)/keyfob --help
+	$(BIN)/keyfob serve --db sqlite:///keyfob.db
 
 ## Install missing system tools the tests use (as root), then run the whole suite.
 test: $(STAMP) system-deps
@@ -28,6 +28,7 @@ system-deps:
 ## Speed benchmarks; results land in bench/results/.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_otp.py
+	$(BIN)/python bench/bench_server.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts

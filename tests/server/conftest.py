@@ -23,8 +23,9 @@ from keyfob.server.settings import Settings
 from keyfob.server.store.schema import audit
 
 STRICT = os.environ.get("KEYFOB_STRICT") == "1"
-PG_URL = os.environ.get("KEYFOB_TEST_POSTGRES_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "KEYFOB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 T0 = 1_800_000_000.0  # a fixed "now" (2027-01-15), 0 s into a 30 s step
 
 
@@ -93,8 +94,10 @@ def pg_database() -> Iterator[str]:
     url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
     yield url
     with admin.connect() as conn:
-        conn.execute(sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
@@ -119,8 +122,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def ctx(request: pytest.FixtureRequest, tmp_path: Any, clock: Clock,
-        leak_watch: LeakWatch) -> Iterator[ServerContext]:
+def ctx(
+    request: pytest.FixtureRequest, tmp_path: Any, clock: Clock, leak_watch: LeakWatch
+) -> Iterator[ServerContext]:
     """A fresh server context on each backend."""
     if request.param == "sqlite":
         db = f"sqlite:///{tmp_path / 'keyfob.db'}"
@@ -134,7 +138,8 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Any, clock: Clock,
         rows = conn.execute(sa.select(audit)).all()
     # The timestamp column is ours; every other column could carry what a caller sent.
     leak_watch.audit_text += [
-        " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows]
+        " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows
+    ]
     context.engine.dispose()
 
 
@@ -145,7 +150,8 @@ def sqlite_ctx(tmp_path: Any, clock: Clock, leak_watch: LeakWatch) -> Iterator[S
     with context.engine.connect() as conn:
         rows = conn.execute(sa.select(audit)).all()
     leak_watch.audit_text += [
-        " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows]
+        " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows
+    ]
     context.engine.dispose()
 
 
@@ -177,8 +183,15 @@ class Api:
             for v in body:
                 self._record(v)
 
-    def request(self, method: str, path: str, *, role: str | None = "admin",
-                headers: dict[str, str] | None = None, **kw: Any) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        role: str | None = "admin",
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Any:
         if "json" in kw:
             self._record(kw["json"])
         h = dict(self.headers(role) if role else {})
@@ -198,8 +211,9 @@ class Api:
         return self.request("DELETE", path, **kw)
 
     def validate(self, username: str, code: str) -> str:
-        resp = self.post("/api/v1/validate", json={"username": username, "code": code},
-                         role="validate")
+        resp = self.post(
+            "/api/v1/validate", json={"username": username, "code": code}, role="validate"
+        )
         assert resp.status_code == 200, resp.text
         return resp.json()["result"]
 

@@ -17,8 +17,9 @@ def _user(api, name: str = "alice@example.com", password: str | None = None) -> 
     assert resp.status_code == 201, resp.text
 
 
-def _enrol(api, clock: Clock, user: str = "alice@example.com", kind: str = "app",
-           **extra) -> tuple[str, pyotp.TOTP]:
+def _enrol(
+    api, clock: Clock, user: str = "alice@example.com", kind: str = "app", **extra
+) -> tuple[str, pyotp.TOTP]:
     resp = api.post(f"/api/v1/users/{user}/tokens", json={"kind": kind} | extra)
     assert resp.status_code == 201, resp.text
     body = resp.json()
@@ -36,8 +37,9 @@ def test_enrol_verify_validate(api, clock: Clock) -> None:
     # pending: validation does not use it yet
     assert api.validate("alice@example.com", totp.at(clock.now)) == "reject"
     code = totp.at(clock.now)
-    resp = api.post(f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
-                    json={"code": code})
+    resp = api.post(
+        f"/api/v1/users/alice@example.com/tokens/{token_id}/verify", json={"code": code}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["state"] == "active"
     # the enrolment code is spent: replaying it fails, the next step's code works
@@ -47,26 +49,32 @@ def test_enrol_verify_validate(api, clock: Clock) -> None:
     assert api.validate("Alice@Example.com", next_code) == "accept"  # UPN case-insensitive
     assert api.validate("alice@example.com", next_code) == "reject"  # replay
     methods = api.get("/api/v1/users/alice@example.com/tokens").json()["items"]
-    assert [(m["kind"], m["state"], m["last_used_at"] is not None) for m in methods] == \
-        [("app", "active", True)]
+    assert [(m["kind"], m["state"], m["last_used_at"] is not None) for m in methods] == [
+        ("app", "active", True)
+    ]
 
 
 def test_enrolment_window_and_expiry(api, clock: Clock) -> None:
     _user(api)
     token_id, totp = _enrol(api, clock)
     far = totp.at(clock.now + 16 * 30)
-    resp = api.post(f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
-                    json={"code": far})
+    resp = api.post(f"/api/v1/users/alice@example.com/tokens/{token_id}/verify", json={"code": far})
     assert resp.status_code == 422
     assert resp.json()["error"]["code"] == "code_rejected"
     assert "clock" in resp.json()["error"]["hint"]
     ok = totp.at(clock.now - 14 * 30)  # a phone 7 minutes slow still enrols
-    assert api.post(f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
-                    json={"code": ok}).status_code == 200
+    assert (
+        api.post(
+            f"/api/v1/users/alice@example.com/tokens/{token_id}/verify", json={"code": ok}
+        ).status_code
+        == 200
+    )
     token2, totp2 = _enrol(api, clock)
     clock.advance(601)
-    resp = api.post(f"/api/v1/users/alice@example.com/tokens/{token2}/verify",
-                    json={"code": totp2.at(clock.now)})
+    resp = api.post(
+        f"/api/v1/users/alice@example.com/tokens/{token2}/verify",
+        json={"code": totp2.at(clock.now)},
+    )
     assert resp.status_code == 410 and "start again" in resp.json()["error"]["hint"]
 
 
@@ -75,8 +83,10 @@ def test_programmable_records_serial_and_drift(api, clock: Clock) -> None:
     token_id, totp = _enrol(api, clock, kind="programmable", period=60)
     assert totp.interval == 60
     code = totp.at(clock.now + 120)  # token clock 2 minutes fast
-    resp = api.post(f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
-                    json={"code": code, "serial": "OTPC-P2-0001"})
+    resp = api.post(
+        f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
+        json={"code": code, "serial": "OTPC-P2-0001"},
+    )
     assert resp.status_code == 200 and resp.json()["drift_steps"] == 2
     clock.advance(60)
     # the learned drift keeps a +2-step token inside the ±1 window
@@ -89,13 +99,18 @@ def test_unknown_user_no_tokens_locked_and_wrong_code_look_alike(api, clock: Clo
     _user(api)
     _user(api, "bob@example.com")
     token_id, totp = _enrol(api, clock)
-    api.post(f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
-             json={"code": totp.at(clock.now)})
+    api.post(
+        f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
+        json={"code": totp.at(clock.now)},
+    )
     clock.advance(30)
     answers = [
         api.post("/api/v1/validate", json={"username": u, "code": c}, role="validate")
-        for u, c in [("nobody@example.com", "123456"), ("bob@example.com", "123456"),
-                     ("alice@example.com", "000000")]
+        for u, c in [
+            ("nobody@example.com", "123456"),
+            ("bob@example.com", "123456"),
+            ("alice@example.com", "000000"),
+        ]
     ]
     assert {(r.status_code, r.text) for r in answers} == {(200, '{"result":"reject"}')}
     for _ in range(5):
@@ -113,7 +128,7 @@ def test_several_methods_and_the_limit(api, clock: Clock) -> None:
     _user(api)
     ids = []
     for _ in range(5):
-        token_id, totp = _enrol(api, clock)
+        token_id, _totp = _enrol(api, clock)
         ids.append(token_id)
     resp = api.post("/api/v1/users/alice@example.com/tokens", json={"kind": "app"})
     assert resp.status_code == 409 and "5 methods" in resp.json()["error"]["message"]
@@ -124,18 +139,26 @@ def test_several_methods_and_the_limit(api, clock: Clock) -> None:
 def test_users_manage_only_their_own_methods(api, clock: Clock) -> None:
     _user(api, "alice@example.com", password="alice-password-1")
     _user(api, "bob@example.com", password="bob-password-12")
-    alice = {"Authorization": "Basic " + base64.b64encode(b"alice@example.com:alice-password-1").decode()}
-    resp = api.post("/api/v1/users/alice@example.com/tokens", json={"kind": "app"},
-                    role=None, headers=alice)
+    alice = {
+        "Authorization": "Basic " + base64.b64encode(b"alice@example.com:alice-password-1").decode()
+    }
+    resp = api.post(
+        "/api/v1/users/alice@example.com/tokens", json={"kind": "app"}, role=None, headers=alice
+    )
     assert resp.status_code == 201
     api.watch.secrets.add(resp.json()["secret"])
-    resp = api.post("/api/v1/users/bob@example.com/tokens", json={"kind": "app"}, role=None,
-                    headers=alice)
+    resp = api.post(
+        "/api/v1/users/bob@example.com/tokens", json={"kind": "app"}, role=None, headers=alice
+    )
     assert resp.status_code == 403
     assert api.get("/api/v1/tokens", role=None, headers=alice).status_code == 403
     assert api.get("/api/v1/tokens", role="validate").status_code == 403
-    assert api.post("/api/v1/validate", json={"username": "a", "code": "1"},
-                    role=None, headers=alice).status_code == 403
+    assert (
+        api.post(
+            "/api/v1/validate", json={"username": "a", "code": "1"}, role=None, headers=alice
+        ).status_code
+        == 403
+    )
     bad = {"Authorization": "Basic " + base64.b64encode(b"alice@example.com:wrong").decode()}
     resp = api.get("/api/v1/users/alice@example.com/tokens", role=None, headers=bad)
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
@@ -217,8 +240,10 @@ def test_admin_resync_and_unlock(api, clock: Clock) -> None:
     assert api.get("/api/v1/tokens", params={"locked": True}).json()["total"] == 1
     assert api.post("/api/v1/tokens/HW-0001/unlock").json()["locked"] is False
     # the token's clock is 50 minutes fast: two consecutive codes resync it
-    resp = api.post("/api/v1/tokens/HW-0001/resync",
-                    json={"code1": hotp(key, step + 100), "code2": hotp(key, step + 101)})
+    resp = api.post(
+        "/api/v1/tokens/HW-0001/resync",
+        json={"code1": hotp(key, step + 100), "code2": hotp(key, step + 101)},
+    )
     assert resp.status_code == 200 and resp.json()["drift_seconds"] == 101 * 30
     clock.advance(30)
     assert api.validate("alice@example.com", hotp(key, step + 102)) == "accept"

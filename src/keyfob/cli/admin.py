@@ -51,13 +51,18 @@ def _context(ctx: typer.Context) -> ServerContext:
 
 # --- users -------------------------------------------------------------------------------
 
+
 @user_app.command("add")
 def user_add(
     ctx: typer.Context,
     username: Annotated[str, typer.Argument(help="User principal name, e.g. alice@example.com.")],
-    password: Annotated[str | None, typer.Option(
-        help="One-time password (the user sets their own at first sign-in); "
-        "default: generate one.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="One-time password (the user sets their own at first sign-in); "
+            "default: generate one."
+        ),
+    ] = None,
     role: Annotated[str, typer.Option(help="user or admin.")] = "user",
     display_name: Annotated[str, typer.Option(help="Full name.")] = "",
     as_json: JsonOpt = False,
@@ -65,8 +70,14 @@ def user_add(
     """Add a user with a one-time password."""
     generated = password is None
     password = password or accounts.generate_password()
-    user = accounts.create_user(_context(ctx), username, password=password, role=role,
-                                display_name=display_name, actor=ACTOR)
+    user = accounts.create_user(
+        _context(ctx),
+        username,
+        password=password,
+        role=role,
+        display_name=display_name,
+        actor=ACTOR,
+    )
     if as_json:
         data = user_view(user)
         if generated:
@@ -106,6 +117,7 @@ def user_enable(ctx: typer.Context, username: str) -> None:
 
 # --- API keys ----------------------------------------------------------------------------
 
+
 @apikey_app.command("create")
 def apikey_create(
     ctx: typer.Context,
@@ -127,8 +139,16 @@ def apikey_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List API keys (never the keys themselves)."""
     keys = accounts.list_api_keys(_context(ctx))
     if as_json:
-        print_json([{**k, "created_at": str(k["created_at"]),
-                     "last_used_at": str(k["last_used_at"] or "")} for k in keys])
+        print_json(
+            [
+                {
+                    **k,
+                    "created_at": str(k["created_at"]),
+                    "last_used_at": str(k["last_used_at"] or ""),
+                }
+                for k in keys
+            ]
+        )
         return
     for k in keys:
         typer.echo(f"{k['id']}  {k['role']:<8} {k['name']}")
@@ -136,18 +156,23 @@ def apikey_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 # --- tokens ------------------------------------------------------------------------------
 
+
 @tokens_app.command("import")
 def tokens_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    fmt: Annotated[str | None, typer.Option(
-        "--format", help="pskc, azure-csv, oath-csv (vendor-csv) or otpauth; default: detect.")
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="pskc, azure-csv, oath-csv (vendor-csv) or otpauth; default: detect."
+        ),
     ] = None,
     password: Annotated[str | None, typer.Option(help="PSKC password (PBKDF2).")] = None,
     key: Annotated[str | None, typer.Option(help="PSKC pre-shared key, hex.")] = None,
     mac_check: Annotated[str, typer.Option(help="strict, soft or none.")] = "strict",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, import nothing.")
-                       ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row, import nothing.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import a seed file, all or nothing; re-importing is idempotent by serial."""
@@ -156,8 +181,16 @@ def tokens_import(
     except ValueError:
         raise typer.BadParameter("--key must be hex digits") from None
     report = inventory.import_seeds(
-        _context(ctx), file.read_bytes(), fmt=fmt, source=file.name, password=password,
-        key=key_bytes, mac_check=mac_check, dry_run=dry_run, actor=ACTOR)
+        _context(ctx),
+        file.read_bytes(),
+        fmt=fmt,
+        source=file.name,
+        password=password,
+        key=key_bytes,
+        mac_check=mac_check,
+        dry_run=dry_run,
+        actor=ACTOR,
+    )
     data = report.as_dict()
     if as_json:
         print_json(data)
@@ -166,11 +199,17 @@ def tokens_import(
             if row.action in ("error", "warning") or dry_run:
                 what = row.serial or ""
                 typer.echo(f"{row.where:<24} {row.action:<9} {what} {row.message}".rstrip())
-        verdict = ("dry run: nothing imported" if dry_run else
-                   f"imported {data['created']} token(s)" if report.ok else
-                   "nothing imported")
-        typer.echo(f"{verdict}; {data['created']} new, {data['unchanged']} unchanged, "
-                   f"{data['errors']} error(s)")
+        verdict = (
+            "dry run: nothing imported"
+            if dry_run
+            else f"imported {data['created']} token(s)"
+            if report.ok
+            else "nothing imported"
+        )
+        typer.echo(
+            f"{verdict}; {data['created']} new, {data['unchanged']} unchanged, "
+            f"{data['errors']} error(s)"
+        )
         if report.created_users:
             typer.echo(f"users created for assignment: {', '.join(report.created_users)}")
     if not report.ok:
@@ -186,8 +225,9 @@ def tokens_export(
     assigned_only: Annotated[bool, typer.Option(help="Only assigned tokens.")] = False,
 ) -> None:
     """Export classic tokens: Entra CSV (upload to Azure) or encrypted PSKC."""
-    data = inventory.export(_context(ctx), fmt, password=password, assigned_only=assigned_only,
-                            actor=ACTOR)
+    data = inventory.export(
+        _context(ctx), fmt, password=password, assigned_only=assigned_only, actor=ACTOR
+    )
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -205,16 +245,24 @@ def tokens_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List tokens with owner, state, drift and last use."""
-    data = inventory.list_inventory(_context(ctx), state=state, kind=kind, owner=owner,
-                                    assigned=False if unassigned else None, limit=limit)
+    data = inventory.list_inventory(
+        _context(ctx),
+        state=state,
+        kind=kind,
+        owner=owner,
+        assigned=False if unassigned else None,
+        limit=limit,
+    )
     if as_json:
         print_json(data)
         return
     for t in data["items"]:
         lock = " LOCKED" if t["locked"] else ""
-        typer.echo(f"{t['serial'] or '-':<16} {t['kind']:<12} {t['owner'] or '(inventory)':<30} "
-                   f"{t['state']:<8} drift {t['drift_seconds']:+d}s "
-                   f"last used {t['last_used_at'] or 'never'}{lock}")
+        typer.echo(
+            f"{t['serial'] or '-':<16} {t['kind']:<12} {t['owner'] or '(inventory)':<30} "
+            f"{t['state']:<8} drift {t['drift_seconds']:+d}s "
+            f"last used {t['last_used_at'] or 'never'}{lock}"
+        )
     typer.echo(f"{data['total']} token(s)", err=True)
 
 

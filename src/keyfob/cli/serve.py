@@ -14,8 +14,9 @@ from keyfob.server.api.app import create_app
 from keyfob.server.context import open_context
 from keyfob.server.settings import DEFAULT_DB, Settings
 
-DbOption = typer.Option("--db", envvar="KEYFOB_DB",
-                        help="Database URL: sqlite:///path.db or postgresql+psycopg://…")
+DbOption = typer.Option(
+    "--db", envvar="KEYFOB_DB", help="Database URL: sqlite:///path.db or postgresql+psycopg://…"
+)
 
 
 def serve(
@@ -30,8 +31,11 @@ def serve(
     ctx = open_context(settings)
     url = f"http://{host}:{port}"
     if ctx.key_created:
-        typer.echo(f"created master key file {settings.resolved_key_file()} (mode 0600): "
-                   "back it up; without it the stored secrets cannot be read", err=True)
+        typer.echo(
+            f"created master key file {settings.resolved_key_file()} (mode 0600): "
+            "back it up; without it the stored secrets cannot be read",
+            err=True,
+        )
     first = accounts.ensure_first_admin(ctx)
     if first:
         typer.echo(f"first start: admin user {first[0]!r}, one-time password: {first[1]}")
@@ -39,7 +43,13 @@ def serve(
     if workers > 1:
         os.environ["KEYFOB_DB"] = db
         os.environ.setdefault("KEYFOB_KEY_FILE", str(settings.resolved_key_file()))
-        uvicorn.run("keyfob.server.api.asgi:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level=log_level)
+        uvicorn.run(
+            "keyfob.server.api.asgi:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
         return
     uvicorn.run(create_app(ctx), host=host, port=port, log_level=log_level)

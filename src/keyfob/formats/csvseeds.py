@@ -75,7 +75,8 @@ def read_entra_csv(data: bytes | str) -> SeedFile:
             serial = get("serialnumber")
             if not serial:
                 raise KeyfobError("serial number is empty")
-            secret_text = get("secretkey")
+            # Entra allows only a-z, A-Z, 2-7; trailing '=' padding is harmless, so drop it.
+            secret_text = get("secretkey").rstrip("=")
             if not secret_text:
                 raise KeyfobError("secret key is empty")
             if not _B32_CHARS.match(secret_text):

@@ -52,6 +52,7 @@ class ImportReport:
 
     def sort(self) -> None:
         """File order: "line 7" before "line 12", "key 2" before "key 10"."""
+
         def position(row: ImportRow) -> tuple[int, str]:
             digits = "".join(ch if ch.isdigit() else " " for ch in row.where).split()
             return (int(digits[0]) if digits else 0, row.where)
