@@ -166,16 +166,23 @@ def verify(
     now: float,
     policy: Policy = Policy(),
     mode: Mode = Mode.STEADY,
+    *,
+    allow_resync: bool = True,
 ) -> Decision:
-    """Check one code against one token."""
+    """Check one code against one token.
+
+    ``allow_resync=False`` checks only the steady window: a user with several tokens is first
+    checked that way against all of them (3 HMACs each), and only a code that none accepts pays
+    for the ±120-step resync scan.
+    """
     if is_locked(state, now):
         return Decision(Outcome.REJECT, Reason.LOCKED, state)
     code = code.strip().replace(" ", "")
     if not _well_formed(code, params.digits):
         return _failure(state, now, policy, Reason.MALFORMED)
     if params.type is OtpType.HOTP:
-        return _verify_hotp(params, state, code, now, policy)
-    return _verify_totp(params, state, code, now, policy, mode)
+        return _verify_hotp(params, state, code, now, policy, allow_resync)
+    return _verify_totp(params, state, code, now, policy, mode, allow_resync)
 
 
 def _matches(params: TokenParams, code: str, first: int, last: int) -> list[int]:
@@ -183,7 +190,13 @@ def _matches(params: TokenParams, code: str, first: int, last: int) -> list[int]
 
 
 def _verify_totp(
-    params: TokenParams, state: TokenState, code: str, now: float, policy: Policy, mode: Mode
+    params: TokenParams,
+    state: TokenState,
+    code: str,
+    now: float,
+    policy: Policy,
+    mode: Mode,
+    allow_resync: bool,
 ) -> Decision:
     now_step = int(now // params.period)
     if mode is Mode.ENROL:
@@ -192,18 +205,19 @@ def _verify_totp(
         center, width = now_step + state.drift, policy.assign_window
     else:
         center, width = now_step + state.drift, policy.window
-    # One HMAC pass over the widest range we may need; the windows are slices of it.
-    wide = width if mode is Mode.ENROL else max(width, policy.resync_window)
-    hits = _matches(params, code, center - wide, center + wide)
-    in_window = [s for s in hits if abs(s - center) <= width]
+    in_window = _matches(params, code, center - width, center + width)
     fresh = [s for s in in_window if s > state.last_step]
     if fresh:
         step = _closest(fresh, center)
         return _accept(state, step, step - now_step)
     if in_window:
         return _failure(state, now, policy, Reason.REPLAY, _closest(in_window, center))
-    if mode is Mode.ENROL:
+    if mode is Mode.ENROL or not allow_resync:
         return _failure(state, now, policy, Reason.WRONG_CODE)
+    # The steady window missed: scan the resync range on both sides of it.
+    wide = max(width, policy.resync_window)
+    hits = _matches(params, code, center - wide, center - width - 1)
+    hits += _matches(params, code, center + width + 1, center + wide)
     candidates = [s for s in hits if s > state.last_step]
     if not candidates:
         return _failure(state, now, policy, Reason.WRONG_CODE)
@@ -222,13 +236,22 @@ def _verify_totp(
 
 
 def _verify_hotp(
-    params: TokenParams, state: TokenState, code: str, now: float, policy: Policy
+    params: TokenParams,
+    state: TokenState,
+    code: str,
+    now: float,
+    policy: Policy,
+    allow_resync: bool,
 ) -> Decision:
     first = state.last_step + 1
-    hits = _matches(params, code, first, first + policy.hotp_resync_window)
-    near = [c for c in hits if c <= first + policy.hotp_lookahead]
+    near = _matches(params, code, first, first + policy.hotp_lookahead)
     if near:
         return _accept(state, near[0], 0)
+    if not allow_resync:
+        return _failure(state, now, policy, Reason.WRONG_CODE)
+    hits = _matches(
+        params, code, first + policy.hotp_lookahead + 1, first + policy.hotp_resync_window
+    )
     if not hits:
         return _failure(state, now, policy, Reason.WRONG_CODE)
     counter = hits[0]

@@ -6,13 +6,15 @@ that tests can build several independent servers in one process and inject a clo
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from keyfob.otp.verify import Policy
 from keyfob.server.settings import Settings
@@ -29,6 +31,22 @@ class ServerContext:
     clock: Callable[[], float] = time.time
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     key_created: bool = False
+    # Verified API keys, by SHA-256 of the presented key -> (principal, monotonic expiry).
+    api_key_cache: dict[str, tuple[object, float]] = field(default_factory=dict)
+
+    _write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction. SQLite allows one writer per file: threads of this process
+        queue on a mutex (microseconds) instead of SQLite's busy handler, which sleeps in steps
+        of up to 100 ms and would turn contention into long tail latencies."""
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     def now(self) -> float:
         return self.clock()

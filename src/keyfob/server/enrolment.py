@@ -51,7 +51,7 @@ def _check_limit(ctx: ServerContext, conn: Any, user: UserRecord) -> None:
 
 
 def list_methods(ctx: ServerContext, username: str) -> list[dict[str, Any]]:
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         user = repo.get_user(conn, username)
         if user is None:
             raise NotFound(f"no user {username!r}")
@@ -86,7 +86,7 @@ def begin(
     token_id = repo.new_id()
     now_dt = ctx.now_dt()
     expires = now_dt + timedelta(seconds=ctx.settings.enrol_ttl)
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         user = _user(conn, username)
         _check_limit(ctx, conn, user)
         repo.insert_token(
@@ -167,7 +167,7 @@ def verify_enrolment(
 ) -> dict[str, Any]:
     """ "Verify now": one correct code (±15 steps) activates the method and records the drift."""
     now = ctx.now()
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
         if token.state == "active":
@@ -233,7 +233,7 @@ def remove(
 ) -> None:
     """Remove a method. A classic token goes back to the inventory (its seed is the vendor's);
     an app or programmable enrolment is deleted."""
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         user = repo.get_user(conn, username)
         if user is None:
             raise NotFound(f"no user {username!r}")
@@ -289,7 +289,7 @@ def self_assign(
         "serial or code not accepted",
         hint="check the serial on the back of the token and type the code it shows now",
     )
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         user = _user(conn, username)
         token = repo.get_token_by_serial(conn, serial.strip())
         available = token is not None and token.owner_id is None and token.state == "active"
@@ -308,7 +308,7 @@ def self_assign(
     if not available:
         raise refused
     assert token is not None
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         _check_limit(ctx, conn, user)
         secret = ctx.ring.open(token.secret_enc, token.id)
         decision = verify(

@@ -106,7 +106,7 @@ def import_seeds(
     report.rows += [ImportRow(e.where, None, "error", e.message) for e in parsed.errors]
     report.rows += [ImportRow(w.where, None, "warning", w.message) for w in parsed.warnings]
     now_dt = ctx.now_dt()
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         existing = repo.serials_present(conn, [r.serial for r in parsed.records])
         upns = {r.upn for r in parsed.records if r.upn}
         known_users = {u: repo.get_user(conn, u) for u in upns}
@@ -242,7 +242,7 @@ def assign(
     actor: str,
     client: str | None = None,
 ) -> dict[str, Any]:
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         token = _by_serial(conn, serial)
         user = repo.get_user(conn, username)
         if user is None:
@@ -290,7 +290,7 @@ def assign(
 def unassign(
     ctx: ServerContext, serial: str, *, actor: str, client: str | None = None
 ) -> dict[str, Any]:
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         token = _by_serial(conn, serial)
         if token.owner_id is None:
             raise Conflict(f"token {serial} is not assigned")
@@ -313,7 +313,7 @@ def unassign(
 def unlock_token(
     ctx: ServerContext, serial: str, *, actor: str, client: str | None = None
 ) -> dict[str, Any]:
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         token = _by_serial(conn, serial)
         repo.update_token(conn, token.id, **state_values(unlock(token.verification)))
         auditlog.record(
@@ -341,7 +341,7 @@ def resync_token(
     owner: str | None = None,
 ) -> dict[str, Any]:
     """Two consecutive codes at once; ``owner`` restricts it to that user's own token."""
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         token = _by_serial(conn, serial)
         if owner is not None and (token.owner or "").casefold() != owner.casefold():
             raise NotFound(f"no token with serial {serial!r}")
@@ -387,7 +387,7 @@ def export(
     client: str | None = None,
 ) -> bytes:
     """Entra CSV (for upload to Azure) or password-encrypted PSKC of inventory tokens."""
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         items, _ = repo.list_tokens(
             conn, kind="classic", assigned=True if assigned_only else None, limit=10**9
         )

@@ -30,7 +30,7 @@ def rotate_key(ctx: ServerContext, *, new_env_key: str | None = None, actor: str
         new_key = stage_new_key(path)
     ring = KeyRing(new_key, ctx.ring.current)
     count = 0
-    with ctx.engine.begin() as conn:
+    with ctx.begin() as conn:
         for token_id, blob in repo.all_sealed(conn):
             repo.reseal(conn, token_id, ring.seal(ctx.ring.open(blob, token_id), token_id))
             count += 1

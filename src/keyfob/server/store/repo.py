@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from keyfob.otp.verify import TokenState
 from keyfob.server.store.records import TokenRecord, UserRecord, state_values
@@ -93,6 +93,41 @@ def _token_select() -> Any:
     )
 
 
+# Hot-path statements are built once: constructing a SQLAlchemy statement costs more than
+# running it on SQLite. Parameters are bound per call.
+_ACTIVE_TOKENS = (
+    select(users, *[c.label(f"t_{c.name}") for c in tokens.c])
+    .select_from(
+        users.outerjoin(tokens, and_(tokens.c.owner_id == users.c.id, tokens.c.state == "active"))
+    )
+    .where(users.c.username_key == bindparam("ukey"))
+)
+_STATE_COLUMNS = (
+    "last_step",
+    "drift",
+    "fail_count",
+    "locked_until",
+    "resync_step",
+    "resync_offset",
+    "resync_at",
+)
+_CAS = (
+    update(tokens)
+    .where(tokens.c.id == bindparam("b_id"), tokens.c.version == bindparam("b_version"))
+    .values({c: bindparam(f"v_{c}") for c in (*_STATE_COLUMNS, "version")})
+)
+_CAS_ACCEPT = (
+    update(tokens)
+    .where(
+        tokens.c.id == bindparam("b_id"),
+        tokens.c.version == bindparam("b_version"),
+        tokens.c.last_step < bindparam("b_step"),
+    )
+    .values({c: bindparam(f"v_{c}") for c in (*_STATE_COLUMNS, "version", "last_used_at")})
+)
+_INSERT_AUDIT = insert(audit)
+
+
 def active_tokens_of(
     conn: Connection, username: str
 ) -> tuple[UserRecord | None, list[TokenRecord]]:
@@ -101,16 +136,7 @@ def active_tokens_of(
     One statement: the user row and its tokens come back together (LEFT JOIN), so an unknown
     user, a disabled one and one without tokens cost the same single query.
     """
-    stmt = (
-        select(users, *[c.label(f"t_{c.name}") for c in tokens.c])
-        .select_from(
-            users.outerjoin(
-                tokens, and_(tokens.c.owner_id == users.c.id, tokens.c.state == "active")
-            )
-        )
-        .where(users.c.username_key == user_key(username))
-    )
-    rows = conn.execute(stmt).all()
+    rows = conn.execute(_ACTIVE_TOKENS, {"ukey": user_key(username)}).all()
     if not rows:
         return None, []
     user = UserRecord.from_row(rows[0])
@@ -229,6 +255,13 @@ def apply_state(
     extra: dict[str, Any] | None = None,
 ) -> bool:
     """Compare-and-set a verification decision; False means someone else got there first."""
+    if not extra:
+        params = {f"v_{k}": v for k, v in state_values(state).items()}
+        params.update(b_id=token.id, b_version=token.version, v_version=token.version + 1)
+        if accepted_step is None:
+            return conn.execute(_CAS, params).rowcount == 1
+        params.update(b_step=accepted_step, v_last_used_at=now)
+        return conn.execute(_CAS_ACCEPT, params).rowcount == 1
     stmt = update(tokens).where(tokens.c.id == token.id, tokens.c.version == token.version)
     values: dict[str, Any] = {**state_values(state), "version": token.version + 1}
     if accepted_step is not None:
@@ -263,7 +296,12 @@ def serials_present(conn: Connection, serials: list[str]) -> dict[str, TokenReco
 
 
 def insert_audit(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(audit).values(**values))
+    values.setdefault("target_user", None)
+    values.setdefault("target_serial", None)
+    values.setdefault("reason", None)
+    values.setdefault("client", None)
+    values.setdefault("details", None)
+    conn.execute(_INSERT_AUDIT, values)
 
 
 def query_audit(

@@ -1,0 +1,46 @@
+"""A validation costs at most 3 SQL statements and 1 commit (privacyIDEA: ~60 and 9)."""
+
+from __future__ import annotations
+
+import pyotp
+from sqlalchemy import event
+
+from keyfob.server import accounts, enrolment
+from keyfob.server.validation import validate
+
+
+def _count(ctx, fn) -> tuple[int, int]:
+    statements: list[str] = []
+    commits: list[int] = []
+
+    def on_exec(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    def on_commit(conn) -> None:
+        commits.append(1)
+
+    event.listen(ctx.engine, "before_cursor_execute", on_exec)
+    event.listen(ctx.engine, "commit", on_commit)
+    try:
+        fn()
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", on_exec)
+        event.remove(ctx.engine, "commit", on_commit)
+    return len(statements), len(commits)
+
+
+def test_accepting_a_code_takes_three_statements_and_one_commit(ctx, clock) -> None:
+    accounts.create_user(ctx, "s@example.com")
+    totps = []
+    for _ in range(3):  # several methods: still one SELECT
+        b = enrolment.begin(ctx, "s@example.com", "app", actor="t")
+        t = pyotp.parse_uri(b["otpauth_uri"])
+        enrolment.verify_enrolment(ctx, "s@example.com", b["id"], t.at(clock.now - 30), actor="t")
+        totps.append(t)
+    validate(ctx, "s@example.com", "000000")  # warm the pool and statement cache
+    clock.advance(30)
+    code = totps[1].at(clock.now)
+    result = []
+    assert _count(ctx, lambda: result.append(validate(ctx, "s@example.com", code))) == (3, 1)
+    assert result[0].accepted
+    assert _count(ctx, lambda: validate(ctx, "nobody@example.com", code)) == (2, 1)
