@@ -19,11 +19,12 @@ run: $(STAMP)
 	$(BIN)/keyfob serve --db sqlite:///keyfob.db
 
 ## Install missing system tools the tests use (as root), then run the whole suite.
-test: $(STAMP) system-deps
+test: system-deps $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# System Python on purpose: pyscard (a test dependency) compiles against libpcsclite.
 system-deps:
-	@$(BIN)/python scripts/system_deps.py
+	@$(PYTHON) scripts/system_deps.py
 
 ## Speed benchmarks; results land in bench/results/.
 bench: $(STAMP)

@@ -103,8 +103,16 @@ def test_mac_checked_before_auth_state() -> None:
 def test_secure_commands_need_authentication() -> None:
     card = token()
     assert sw(card.transmit(p.write_seed(b"A" * 20, K).to_bytes())) == 0x6983
-    assert sw(card.transmit(p.write_single_config(T, p.HmacAlgorithm.SHA1, 30,
-                                                  p.DisplayTimeout.S30, K).to_bytes())) == 0x6983
+    assert (
+        sw(
+            card.transmit(
+                p.write_single_config(
+                    T, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K
+                ).to_bytes()
+            )
+        )
+        == 0x6983
+    )
     assert card.seed is None
 
 
@@ -137,8 +145,13 @@ def test_config_must_be_the_exact_layout() -> None:
     card = token()
     auth(card)
     good = p.single_config_tlv(T, p.HmacAlgorithm.SHA1, 30)
-    bad_variants = [good[:-1], good + b"\x00", good.replace(b"\x0d\x01\x1e", b"\x0d\x01\x2d"),
-                    good[:4] + b"\x07" + good[5:], good[:15] + b"\x03" + good[16:]]
+    bad_variants = [
+        good[:-1],
+        good + b"\x00",
+        good.replace(b"\x0d\x01\x1e", b"\x0d\x01\x2d"),
+        good[:4] + b"\x07" + good[5:],
+        good[:15] + b"\x03" + good[16:],
+    ]
     for body in bad_variants:
         assert sw(card.transmit(p.secure(p.Ins.WRITE_CONFIG, 0, 0, body, K).to_bytes())) == 0x6A80
 
@@ -148,8 +161,9 @@ def test_restricted_model_erases_seed_on_config_write() -> None:
     auth(card)
     card.transmit(p.write_seed(b"B" * 20, K).to_bytes())
     assert card.seed
-    resp = card.transmit(p.write_single_config(T + 100, p.HmacAlgorithm.SHA1, 30,
-                                               p.DisplayTimeout.S30, K).to_bytes())
+    resp = card.transmit(
+        p.write_single_config(T + 100, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K).to_bytes()
+    )
     assert sw(resp) == 0x9000 and card.seed is None
     assert card.press() == "no seed"
 
@@ -159,8 +173,11 @@ def test_unrestricted_model_keeps_seed_and_sets_clock() -> None:
     card = token("C302", clock)
     auth(card)
     card.transmit(p.write_seed(b"B" * 20, K).to_bytes())
-    card.transmit(p.write_single_config(T + 300, p.HmacAlgorithm.SHA256, 60,
-                                        p.DisplayTimeout.S120, K).to_bytes())
+    card.transmit(
+        p.write_single_config(
+            T + 300, p.HmacAlgorithm.SHA256, 60, p.DisplayTimeout.S120, K
+        ).to_bytes()
+    )
     assert card.seed == b"B" * 20
     assert int(card.device_time()) == T + 300
     assert card.press() == hotp(b"B" * 20, (T + 300) // 60, 6, Algorithm.SHA256)
@@ -179,20 +196,27 @@ def test_state_file_survives_restart_and_hides_nothing_it_should_show(tmp_path) 
     assert "seed" not in again.status() and b"C".hex() * 20 not in str(again.status())
 
 
-@pytest.mark.parametrize(("alg", "period", "flag"), [(Algorithm.SHA1, 30, "--totp"),
-                                                      (Algorithm.SHA256, 60, "--totp=SHA256")])
+@pytest.mark.parametrize(
+    ("alg", "period", "flag"),
+    [(Algorithm.SHA1, 30, "--totp"), (Algorithm.SHA256, 60, "--totp=SHA256")],
+)
 def test_display_matches_oathtool(oathtool, alg: Algorithm, period: int, flag: str) -> None:
     clock = Clock(T + 1234)
     card = token("C302", clock)
     auth(card)
     hmac_alg = p.HmacAlgorithm.SHA1 if alg is Algorithm.SHA1 else p.HmacAlgorithm.SHA256
     seed = bytes(range(1, 21))
-    card.transmit(p.write_single_config(int(clock.now), hmac_alg, period, p.DisplayTimeout.S30,
-                                        K).to_bytes())
+    card.transmit(
+        p.write_single_config(int(clock.now), hmac_alg, period, p.DisplayTimeout.S30, K).to_bytes()
+    )
     card.transmit(p.write_seed(seed, K).to_bytes())
     clock.now += 95
-    want = subprocess.run([oathtool, "-b", flag, "-s", f"{period}s", "-N", f"@{int(clock.now)}",
-                           to_base32(seed)], capture_output=True, text=True, check=True).stdout
+    want = subprocess.run(
+        [oathtool, "-b", flag, "-s", f"{period}s", "-N", f"@{int(clock.now)}", to_base32(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert card.press() == want.strip()
 
 
@@ -200,8 +224,9 @@ def test_fifty_ppm_over_a_month_drifts_four_steps() -> None:
     clock = Clock(T)
     card = create(by_name("C302"), host_clock=clock, drift_ppm=50)
     auth(card)
-    card.transmit(p.write_single_config(T, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30,
-                                        K).to_bytes())
+    card.transmit(
+        p.write_single_config(T, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K).to_bytes()
+    )
     card.transmit(p.write_seed(b"D" * 20, K).to_bytes())
     month = 30 * 24 * 3600
     clock.now = T + month

@@ -29,7 +29,7 @@ def burn(model: str = "OTPC-P2", **kw):
 
 
 def test_full_burn_sequence() -> None:
-    clock, card, s = burn(clock_offset=-400)
+    _clock, card, s = burn(clock_offset=-400)
     info = s.get_info()
     assert info.model.name == "OTPC-P2-i" and info.restricted_sync is True
     assert info.clock == T - 400
@@ -46,7 +46,7 @@ def test_unknown_serial_prefix_has_no_model() -> None:
 
 
 def test_wrong_key_is_a_typed_error() -> None:
-    _, card, s = burn()
+    _, _card, s = burn()
     s.key = b"\x00" * 16
     with pytest.raises(AuthenticationFailed) as err:
         s.authenticate()
@@ -54,7 +54,7 @@ def test_wrong_key_is_a_typed_error() -> None:
 
 
 def test_secure_command_without_auth() -> None:
-    _, card, s = burn()
+    _, _card, s = burn()
     s.authenticated = True  # the client thinks so; the token does not
     with pytest.raises(NotAuthenticated):
         s.write_seed(b"x" * 20)

@@ -13,8 +13,10 @@ import typer
 from keyfob import __version__
 from keyfob.cli import admin as admin_cmd
 from keyfob.cli import code as code_cmd
+from keyfob.cli import emulator as emulator_cmd
 from keyfob.cli import qr as qr_cmd
 from keyfob.cli import serve as serve_cmd
+from keyfob.cli import token as token_cmd
 from keyfob.cli import uri as uri_cmd
 from keyfob.errors import KeyfobError
 
@@ -30,6 +32,8 @@ app.add_typer(uri_cmd.app, name="uri")
 app.add_typer(qr_cmd.app, name="qr")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(admin_cmd.app, name="admin")
+app.add_typer(emulator_cmd.app, name="emulator")
+app.add_typer(token_cmd.app, name="token")
 
 
 @app.command("version")

@@ -17,20 +17,20 @@ MOLTO2_DEFAULT_CUSTOMER_KEY = b"TOKEN2MOLTO1-KEY"
 
 def molto2_key(customer_key: bytes) -> bytes:
     """A Molto2 SM4 key is the first 16 bytes of SHA-1 of the customer key (any length)."""
-    return hashlib.sha1(customer_key).digest()[:16]  # noqa: S324 - the device's own derivation
+    return hashlib.sha1(customer_key).digest()[:16]
 
 
 def ecb_encrypt(key: bytes, data: bytes) -> bytes:
     if len(data) % BLOCK:
         raise ValueError("SM4-ECB input must be whole 16-byte blocks")
-    enc = Cipher(algorithms.SM4(key), modes.ECB()).encryptor()  # noqa: S305 - the wire format
+    enc = Cipher(algorithms.SM4(key), modes.ECB()).encryptor()
     return enc.update(data) + enc.finalize()
 
 
 def ecb_decrypt(key: bytes, data: bytes) -> bytes:
     if len(data) % BLOCK:
         raise ValueError("SM4-ECB input must be whole 16-byte blocks")
-    dec = Cipher(algorithms.SM4(key), modes.ECB()).decryptor()  # noqa: S305 - the wire format
+    dec = Cipher(algorithms.SM4(key), modes.ECB()).decryptor()
     return dec.update(data) + dec.finalize()
 
 

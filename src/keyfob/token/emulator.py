@@ -51,9 +51,10 @@ def _sw(sw: int) -> bytes:
 
 # --- the clock ---------------------------------------------------------------------------
 
+
 @dataclass
 class Rtc:
-    """Device time = value set + elapsed host time × (1 + drift/10⁶)."""
+    """Device time = value set + elapsed host time * (1 + drift_ppm / 10**6)."""
 
     value: float  # device seconds at the moment it was set
     set_at: float  # host seconds at that moment
@@ -79,6 +80,7 @@ class Faults:
 
 # --- common card plumbing ----------------------------------------------------------------
 
+
 def split_apdu(apdu: bytes) -> tuple[bytes, bytes, int] | None:
     """(header, body, extra trailing bytes) or None when shorter than its Lc says."""
     if len(apdu) < 4:
@@ -96,9 +98,16 @@ class Card:
 
     family: Family
 
-    def __init__(self, model: Model, serial: str, *, host_clock: Callable[[], float] = time.time,
-                 clock_offset: float = 0.0, drift_ppm: float = 0.0,
-                 state_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        serial: str,
+        *,
+        host_clock: Callable[[], float] = time.time,
+        clock_offset: float = 0.0,
+        drift_ppm: float = 0.0,
+        state_file: Path | None = None,
+    ) -> None:
         self.model = model
         self.serial = serial
         self.host_clock = host_clock
@@ -152,10 +161,15 @@ class Card:
         """What ``keyfob emulator status`` shows: never a seed or key."""
         t = self.device_time()
         return {
-            "serial": self.serial, "model": self.model.name, "family": self.family.value,
-            "restricted_sync": self.model.restricted_sync, "clock": int(t),
-            "clock_offset": round(t - self.host_clock(), 3), "drift_ppm": self.rtc.drift_ppm,
-            "apdus": self.apdu_count, "faults": self.faults.as_dict(),
+            "serial": self.serial,
+            "model": self.model.name,
+            "family": self.family.value,
+            "restricted_sync": self.model.restricted_sync,
+            "clock": int(t),
+            "clock_offset": round(t - self.host_clock(), 3),
+            "drift_ppm": self.rtc.drift_ppm,
+            "apdus": self.apdu_count,
+            "faults": self.faults.as_dict(),
         }
 
     def save(self) -> None:
@@ -169,8 +183,11 @@ class Card:
         os.replace(tmp, self.state_file)
 
     def _rtc_state(self) -> dict[str, float]:
-        return {"rtc_value": self.rtc.value, "rtc_set_at": self.rtc.set_at,
-                "drift_ppm": self.rtc.drift_ppm}
+        return {
+            "rtc_value": self.rtc.value,
+            "rtc_set_at": self.rtc.set_at,
+            "drift_ppm": self.rtc.drift_ppm,
+        }
 
 
 def _code(seed: bytes, device_time: float, algorithm: Algorithm, step: int, digits: int) -> str:
@@ -178,6 +195,7 @@ def _code(seed: bytes, device_time: float, algorithm: Algorithm, step: int, digi
 
 
 # --- single-profile ------------------------------------------------------------------------
+
 
 class SingleProfileToken(Card):
     """OTPC-P1/P2, miniOTP-2/3, C301/C302: one TOTP slot, the fixed public key (§6.1)."""
@@ -251,9 +269,13 @@ class SingleProfileToken(Card):
         return SW_OK
 
     def _write_config(self, data: bytes) -> bytes:
-        if (len(data) != 19 or data[:5] != bytes([0x81, 0x11, 0x1F, 0x01, data[4]])
-                or data[5:7] != b"\x0f\x04" or data[11:15] != bytes([0x86, 0x06, 0x0A, 0x01])
-                or data[16:18] != bytes([0x0D, 0x01])):
+        if (
+            len(data) != 19
+            or data[:5] != bytes([0x81, 0x11, 0x1F, 0x01, data[4]])
+            or data[5:7] != b"\x0f\x04"
+            or data[11:15] != bytes([0x86, 0x06, 0x0A, 0x01])
+            or data[16:18] != bytes([0x0D, 0x01])
+        ):
             return _sw(p.Sw.WRONG_DATA)
         display, algorithm, step = data[4], data[15], data[18]
         if display > 3 or algorithm not in _ALGS or step not in _STEPS:
@@ -269,22 +291,30 @@ class SingleProfileToken(Card):
         with self.lock:
             if not self.seed:
                 return "no seed"
-            return _code(self.seed, self.device_time(), _ALGS[self.algorithm],
-                         _STEPS[self.step], 6)
+            return _code(self.seed, self.device_time(), _ALGS[self.algorithm], _STEPS[self.step], 6)
 
     def status(self) -> dict[str, Any]:
         data = super().status()
-        data.update(seed_present=self.seed is not None,
-                    algorithm=_ALGS[self.algorithm].value, period=_STEPS[self.step],
-                    display_timeout=self.display_timeout, key_locked=self.key_locked)
+        data.update(
+            seed_present=self.seed is not None,
+            algorithm=_ALGS[self.algorithm].value,
+            period=_STEPS[self.step],
+            display_timeout=self.display_timeout,
+            key_locked=self.key_locked,
+        )
         return data
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "family": self.family.value, "model": self.model.name, "serial": self.serial,
-            "seed": self.seed.hex() if self.seed else None, "algorithm": self.algorithm,
-            "step": self.step, "display_timeout": self.display_timeout,
-            "key_locked": self.key_locked, "restricted_sync": self.restricted_sync,
+            "family": self.family.value,
+            "model": self.model.name,
+            "serial": self.serial,
+            "seed": self.seed.hex() if self.seed else None,
+            "algorithm": self.algorithm,
+            "step": self.step,
+            "display_timeout": self.display_timeout,
+            "key_locked": self.key_locked,
+            "restricted_sync": self.restricted_sync,
             **self._rtc_state(),
         }
 
@@ -296,6 +326,7 @@ class SingleProfileToken(Card):
 
 
 # --- Molto2 --------------------------------------------------------------------------------
+
 
 @dataclass
 class Profile:
@@ -446,18 +477,30 @@ class Molto2Token(Card):
             prof.clock_offset = clock - self.rtc.now(self.host_clock())
             prof.time_config = clock
             return SW_OK
-        if (len(data) != 22 or data[:4] != bytes([0x81, 0x14, 0x1F, 0x01])
-                or data[5:7] != b"\x0f\x04"
-                or data[11:15] != bytes([0x86, 0x09, 0x0A, 0x01])
-                or data[16:18] != bytes([0x0B, 0x01]) or data[19:21] != bytes([0x0D, 0x01])):
+        if (
+            len(data) != 22
+            or data[:4] != bytes([0x81, 0x14, 0x1F, 0x01])
+            or data[5:7] != b"\x0f\x04"
+            or data[11:15] != bytes([0x86, 0x09, 0x0A, 0x01])
+            or data[16:18] != bytes([0x0B, 0x01])
+            or data[19:21] != bytes([0x0D, 0x01])
+        ):
             return _sw(p.Sw.WRONG_DATA)
         display, algorithm, digits, step = data[4], data[15], data[18], data[21]
-        if (display > 3 or algorithm not in _ALGS or digits not in p.DIGIT_VALUES
-                or step not in _STEPS):
+        if (
+            display > 3
+            or algorithm not in _ALGS
+            or digits not in p.DIGIT_VALUES
+            or step not in _STEPS
+        ):
             return _sw(p.Sw.WRONG_DATA)
         (clock,) = struct.unpack(">I", data[7:11])
         prof.display_timeout, prof.algorithm, prof.digits, prof.step = (
-            display, algorithm, digits, step)
+            display,
+            algorithm,
+            digits,
+            step,
+        )
         prof.clock_offset = clock - self.rtc.now(self.host_clock())
         prof.time_config = clock
         prof.written = True
@@ -490,18 +533,28 @@ class Molto2Token(Card):
 
     def _public(self, prof: Profile) -> p.PublicBlock:
         return p.PublicBlock(
-            flag=0x20 if prof.written else 0x00, title=prof.title,
+            flag=0x20 if prof.written else 0x00,
+            title=prof.title,
             time_a=int(self.device_time() + prof.clock_offset) & 0xFFFFFFFF,
-            time_b=prof.time_config & 0xFFFFFFFF, algorithm=prof.algorithm,
-            step=_STEPS[prof.step], digits=prof.digits, seed_present=prof.seed is not None)
+            time_b=prof.time_config & 0xFFFFFFFF,
+            algorithm=prof.algorithm,
+            step=_STEPS[prof.step],
+            digits=prof.digits,
+            seed_present=prof.seed is not None,
+        )
 
     def press(self, profile: int = 0) -> str:
         with self.lock:
             prof = self._profile(profile)
             if prof is None or not prof.seed:
                 return "no seed"
-            return _code(prof.seed, self.device_time() + prof.clock_offset,
-                         _ALGS[prof.algorithm], _STEPS[prof.step], prof.digits)
+            return _code(
+                prof.seed,
+                self.device_time() + prof.clock_offset,
+                _ALGS[prof.algorithm],
+                _STEPS[prof.step],
+                prof.digits,
+            )
 
     def status(self) -> dict[str, Any]:
         data = super().status()
@@ -512,9 +565,13 @@ class Molto2Token(Card):
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "family": self.family.value, "model": self.model.name, "serial": self.serial,
-            "key": self.key.hex(), "tries_left": self.tries_left,
-            "profiles": [pr.to_state() for pr in self.profiles], **self._rtc_state(),
+            "family": self.family.value,
+            "model": self.model.name,
+            "serial": self.serial,
+            "key": self.key.hex(),
+            "tries_left": self.tries_left,
+            "profiles": [pr.to_state() for pr in self.profiles],
+            **self._rtc_state(),
         }
 
     def load_state(self, data: dict[str, Any]) -> None:
@@ -525,14 +582,21 @@ class Molto2Token(Card):
 
 # --- construction ------------------------------------------------------------------------
 
+
 def default_serial(model: Model) -> str:
     tail = f"{secrets.randbelow(10**6):06d}"
     return (model.serial_prefix + tail) if model.serial_prefix else "M2" + tail + "00"
 
 
-def create(model: Model, *, serial: str | None = None, state_file: Path | None = None,
-           clock_offset: float = 0.0, drift_ppm: float = 0.0,
-           host_clock: Callable[[], float] = time.time) -> Card:
+def create(
+    model: Model,
+    *,
+    serial: str | None = None,
+    state_file: Path | None = None,
+    clock_offset: float = 0.0,
+    drift_ppm: float = 0.0,
+    host_clock: Callable[[], float] = time.time,
+) -> Card:
     """A token from its state file when there is one, else factory-fresh.
 
     ``clock_offset`` and ``drift_ppm`` given on the command line apply to the clock as it is
@@ -545,14 +609,19 @@ def create(model: Model, *, serial: str | None = None, state_file: Path | None =
 
         stored = by_name(data["model"])
         cls = Molto2Token if stored.family is Family.MOLTO2 else SingleProfileToken
-        card = cls(stored, serial or data["serial"], host_clock=host_clock,
-                   state_file=state_file)
+        card = cls(stored, serial or data["serial"], host_clock=host_clock, state_file=state_file)
         card.load_state(data)  # type: ignore[attr-defined]
         card.rtc = Rtc(data["rtc_value"], data["rtc_set_at"], drift_ppm or data["drift_ppm"])
         if clock_offset:
             card.rtc.set(card.device_time() + clock_offset, host_clock())
         return card
-    card = cls(model, serial or default_serial(model), host_clock=host_clock,
-               clock_offset=clock_offset, drift_ppm=drift_ppm, state_file=state_file)
+    card = cls(
+        model,
+        serial or default_serial(model),
+        host_clock=host_clock,
+        clock_offset=clock_offset,
+        drift_ppm=drift_ppm,
+        state_file=state_file,
+    )
     card.save()
     return card

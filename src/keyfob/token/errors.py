@@ -26,8 +26,14 @@ class TransportLost(TokenError):
 class AuthenticationFailed(TokenError):
     code = "auth_failed"
 
-    def __init__(self, message: str, *, tries_left: int | None = None, sw: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        tries_left: int | None = None,
+        sw: int | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint, sw=sw)
         self.tries_left = tries_left
 

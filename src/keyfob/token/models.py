@@ -34,8 +34,13 @@ MODELS: tuple[Model, ...] = (
 )
 
 ALIASES = {
-    "otpc-p1": "OTPC-P1-i", "otpc-p2": "OTPC-P2-i", "minotp-2": "miniOTP-2-i",
-    "miniotp-2": "miniOTP-2-i", "miniotp-3": "miniOTP-3-i", "c301": "C301-i", "c302": "C302-i",
+    "otpc-p1": "OTPC-P1-i",
+    "otpc-p2": "OTPC-P2-i",
+    "minotp-2": "miniOTP-2-i",
+    "miniotp-2": "miniOTP-2-i",
+    "miniotp-3": "miniOTP-3-i",
+    "c301": "C301-i",
+    "c302": "C302-i",
 }
 
 

@@ -139,16 +139,23 @@ def check_mac(cla_ins_p1_p2: bytes, body_with_mac: bytes, key: bytes) -> bool:
 
 # --- commands ----------------------------------------------------------------------------
 
+
 def get_info(molto2: bool = False) -> Apdu:
     """Single-profile tokens ask for tags 02 and 11; the Molto2 sends no body."""
-    return Apdu(Cla.PLAIN, Ins.GET_INFO, 0, 0) if molto2 else Apdu(
-        Cla.PLAIN, Ins.GET_INFO, 0, 0, b"\x02\x11")
+    return (
+        Apdu(Cla.PLAIN, Ins.GET_INFO, 0, 0)
+        if molto2
+        else Apdu(Cla.PLAIN, Ins.GET_INFO, 0, 0, b"\x02\x11")
+    )
 
 
 def get_challenge(short: bool = False) -> Apdu:
     """``80 4B 08 00 01 00`` (token2_config.py form) or ``80 4B 08 00 00`` (short form)."""
-    return Apdu(Cla.PLAIN, Ins.GET_CHALLENGE, 0x08, 0) if short else Apdu(
-        Cla.PLAIN, Ins.GET_CHALLENGE, 0x08, 0, b"\x00")
+    return (
+        Apdu(Cla.PLAIN, Ins.GET_CHALLENGE, 0x08, 0)
+        if short
+        else Apdu(Cla.PLAIN, Ins.GET_CHALLENGE, 0x08, 0, b"\x00")
+    )
 
 
 def auth_answer(challenge: bytes, key: bytes) -> bytes:
@@ -165,32 +172,57 @@ def _u32(value: int) -> bytes:
     return struct.pack(">I", value & 0xFFFFFFFF)
 
 
-def single_config_tlv(clock: int, algorithm: HmacAlgorithm, step: int,
-                      display: DisplayTimeout = DisplayTimeout.S30) -> bytes:
+def single_config_tlv(
+    clock: int, algorithm: HmacAlgorithm, step: int, display: DisplayTimeout = DisplayTimeout.S30
+) -> bytes:
     """The full 19-byte single-profile config TLV (§4.3); there is no digits field."""
-    return (bytes([Tag.SYS_CONFIG, 0x11, Tag.DISPLAY_TIMEOUT, 1, display, Tag.UTC_TIME, 4])
-            + _u32(clock)
-            + bytes([Tag.TOTP_PARAM, 6, Tag.TOTP_HMAC, 1, algorithm,
-                     Tag.TIME_STEP, 1, STEP_BYTES[step]]))
+    return (
+        bytes([Tag.SYS_CONFIG, 0x11, Tag.DISPLAY_TIMEOUT, 1, display, Tag.UTC_TIME, 4])
+        + _u32(clock)
+        + bytes(
+            [Tag.TOTP_PARAM, 6, Tag.TOTP_HMAC, 1, algorithm, Tag.TIME_STEP, 1, STEP_BYTES[step]]
+        )
+    )
 
 
-def molto2_config_tlv(clock: int, algorithm: HmacAlgorithm, digits: int, step: int,
-                      display: DisplayTimeout = DisplayTimeout.S60) -> bytes:
+def molto2_config_tlv(
+    clock: int,
+    algorithm: HmacAlgorithm,
+    digits: int,
+    step: int,
+    display: DisplayTimeout = DisplayTimeout.S60,
+) -> bytes:
     """The 22-byte Molto2 config TLV (§5.2)."""
     if digits not in DIGIT_VALUES:
         raise ValueError(f"Molto2 shows 4, 6, 8 or 10 digits, not {digits}")
-    return (bytes([Tag.SYS_CONFIG, 0x14, Tag.DISPLAY_TIMEOUT, 1, display, Tag.UTC_TIME, 4])
-            + _u32(clock)
-            + bytes([Tag.TOTP_PARAM, 9, Tag.TOTP_HMAC, 1, algorithm, Tag.DIGITS, 1, digits,
-                     Tag.TIME_STEP, 1, STEP_BYTES[step]]))
+    return (
+        bytes([Tag.SYS_CONFIG, 0x14, Tag.DISPLAY_TIMEOUT, 1, display, Tag.UTC_TIME, 4])
+        + _u32(clock)
+        + bytes(
+            [
+                Tag.TOTP_PARAM,
+                9,
+                Tag.TOTP_HMAC,
+                1,
+                algorithm,
+                Tag.DIGITS,
+                1,
+                digits,
+                Tag.TIME_STEP,
+                1,
+                STEP_BYTES[step],
+            ]
+        )
+    )
 
 
 def molto2_sync_tlv(clock: int) -> bytes:
     return bytes([Tag.SYS_CONFIG, 6, Tag.UTC_TIME, 4]) + _u32(clock)
 
 
-def write_single_config(clock: int, algorithm: HmacAlgorithm, step: int,
-                        display: DisplayTimeout, key: bytes) -> Apdu:
+def write_single_config(
+    clock: int, algorithm: HmacAlgorithm, step: int, display: DisplayTimeout, key: bytes
+) -> Apdu:
     return secure(Ins.WRITE_CONFIG, 0, 0, single_config_tlv(clock, algorithm, step, display), key)
 
 
@@ -209,8 +241,15 @@ def clear_seed_ciphertext(length: int, key: bytes) -> bytes:
     return ecb_encrypt(key, b"\x00" * (length + (-length % BLOCK)))
 
 
-def write_molto2_config(profile: int, clock: int, algorithm: HmacAlgorithm, digits: int,
-                        step: int, display: DisplayTimeout, key: bytes) -> Apdu:
+def write_molto2_config(
+    profile: int,
+    clock: int,
+    algorithm: HmacAlgorithm,
+    digits: int,
+    step: int,
+    display: DisplayTimeout,
+    key: bytes,
+) -> Apdu:
     tlv = molto2_config_tlv(clock, algorithm, digits, step, display)
     return secure(Ins.WRITE_CONFIG, 0x01, profile, tlv, key)
 
@@ -245,6 +284,7 @@ def factory_reset() -> Apdu:
 
 
 # --- responses ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class InfoBlock:
@@ -289,12 +329,15 @@ def parse_public_block(data: bytes) -> PublicBlock:
     body = data[4:]
     title = body[1:17].rstrip(b"\x00").decode("utf-8", errors="replace")
     time_a, time_b = struct.unpack(">II", body[17:25])
-    return PublicBlock(body[0], title, time_a, time_b, body[25], body[26], body[27],
-                       body[28] == 1)
+    return PublicBlock(body[0], title, time_a, time_b, body[25], body[26], body[27], body[28] == 1)
 
 
 def build_public_block(block: PublicBlock) -> bytes:
     title = block.title.encode("utf-8")[:16].ljust(16, b"\x00")
-    body = (bytes([block.flag]) + title + struct.pack(">II", block.time_a, block.time_b)
-            + bytes([block.algorithm, block.step, block.digits, 1 if block.seed_present else 0]))
+    body = (
+        bytes([block.flag])
+        + title
+        + struct.pack(">II", block.time_a, block.time_b)
+        + bytes([block.algorithm, block.step, block.digits, 1 if block.seed_present else 0])
+    )
     return bytes([Tag.PUBLIC_DATA, 0x1F, Tag.SEED_INFO, 0x1D]) + body

@@ -40,20 +40,31 @@ def _check(sw: int, what: str, *, authenticated: bool) -> None:
     if sw == p.Sw.OK:
         return
     if sw == p.Sw.WAIT_FOR_BUTTON:
-        raise NeedsButton(f"{what}: waiting for confirmation",
-                          hint="press the ▲ button on the token to confirm", sw=sw)
+        raise NeedsButton(
+            f"{what}: waiting for confirmation",
+            hint="press the ▲ button on the token to confirm",
+            sw=sw,
+        )
     if sw & 0xFF00 == 0x6300:
         tries = sw & 0xFF
-        raise AuthenticationFailed(f"{what}: wrong customer key, {tries} tries left",
-                                   tries_left=tries, sw=sw,
-                                   hint="check the Molto2 customer key")
+        raise AuthenticationFailed(
+            f"{what}: wrong customer key, {tries} tries left",
+            tries_left=tries,
+            sw=sw,
+            hint="check the Molto2 customer key",
+        )
     if sw == p.Sw.AUTH_FAILED:
         if authenticated:
-            raise NotAuthenticated(f"{what}: the token refused it ({p.describe_sw(sw)})",
-                                   hint="the session expired; authenticate again", sw=sw)
+            raise NotAuthenticated(
+                f"{what}: the token refused it ({p.describe_sw(sw)})",
+                hint="the session expired; authenticate again",
+                sw=sw,
+            )
         raise AuthenticationFailed(
             f"{what}: the token refused the key",
-            hint="it is not a factory-programmable token, or an administrator sealed it", sw=sw)
+            hint="it is not a factory-programmable token, or an administrator sealed it",
+            sw=sw,
+        )
     if sw == p.Sw.WRONG_DATA:
         raise BadData(f"{what}: the token rejected the data ({p.describe_sw(sw)})", sw=sw)
     raise TokenError(f"{what}: {p.describe_sw(sw)}", sw=sw)
@@ -84,17 +95,24 @@ class SingleProfileSession:
         self._send(p.answer_challenge(challenge, self.key), "authenticate")
         self.authenticated = True
 
-    def write_config(self, *, clock: int | None = None, algorithm: Algorithm = Algorithm.SHA1,
-                     period: int = 30,
-                     display: p.DisplayTimeout = p.DisplayTimeout.S30) -> int:
+    def write_config(
+        self,
+        *,
+        clock: int | None = None,
+        algorithm: Algorithm = Algorithm.SHA1,
+        period: int = 30,
+        display: p.DisplayTimeout = p.DisplayTimeout.S30,
+    ) -> int:
         """Set algorithm, step, display timeout and the clock (default: this machine's UTC)."""
         if algorithm not in _HMAC:
             raise BadData(f"{algorithm.value} is not supported by this token (SHA1 or SHA256)")
         if period not in p.STEP_BYTES:
             raise BadData(f"a {period} s period is not supported by this token (30 or 60)")
         clock = int(time.time()) if clock is None else clock
-        self._send(p.write_single_config(clock, _HMAC[algorithm], period, display, self.key),
-                   "write config")
+        self._send(
+            p.write_single_config(clock, _HMAC[algorithm], period, display, self.key),
+            "write config",
+        )
         return clock
 
     def write_seed(self, seed: bytes) -> None:
@@ -117,8 +135,9 @@ class ProfileInfo:
 class Molto2Session:
     """Token2 Molto2 (USB, 50 or 100 profiles)."""
 
-    def __init__(self, connection: Connection,
-                 customer_key: bytes = MOLTO2_DEFAULT_CUSTOMER_KEY) -> None:
+    def __init__(
+        self, connection: Connection, customer_key: bytes = MOLTO2_DEFAULT_CUSTOMER_KEY
+    ) -> None:
         self.connection = connection
         self.key = molto2_key(customer_key)
         self.authenticated = False
@@ -136,8 +155,9 @@ class Molto2Session:
 
     def read_profile(self, index: int) -> ProfileInfo:
         pub = p.parse_public_block(self._send(p.read_public_block(index), f"read profile {index}"))
-        return ProfileInfo(index, pub.title, pub.seed_present, pub.algorithm, pub.digits,
-                           pub.step, pub.time_a)
+        return ProfileInfo(
+            index, pub.title, pub.seed_present, pub.algorithm, pub.digits, pub.step, pub.time_a
+        )
 
     def profiles(self, count: int = 50) -> list[ProfileInfo]:
         found = []
@@ -162,14 +182,25 @@ class Molto2Session:
     def write_title(self, index: int, title: str) -> None:
         self._send(p.write_title(index, title, self.key), f"write title (profile {index})")
 
-    def write_config(self, index: int, *, clock: int | None = None,
-                     algorithm: Algorithm = Algorithm.SHA1, digits: int = 6, period: int = 30,
-                     display: p.DisplayTimeout = p.DisplayTimeout.S60) -> int:
+    def write_config(
+        self,
+        index: int,
+        *,
+        clock: int | None = None,
+        algorithm: Algorithm = Algorithm.SHA1,
+        digits: int = 6,
+        period: int = 30,
+        display: p.DisplayTimeout = p.DisplayTimeout.S60,
+    ) -> int:
         clock = int(time.time()) if clock is None else clock
         if algorithm not in _HMAC:
             raise BadData(f"{algorithm.value} is not supported by the Molto2 (SHA1 or SHA256)")
-        self._send(p.write_molto2_config(index, clock, _HMAC[algorithm], digits, period, display,
-                                         self.key), f"write config (profile {index})")
+        self._send(
+            p.write_molto2_config(
+                index, clock, _HMAC[algorithm], digits, period, display, self.key
+            ),
+            f"write config (profile {index})",
+        )
         return clock
 
     def sync_time(self, index: int, clock: int | None = None) -> int:

@@ -1,0 +1,87 @@
+"""``keyfob token …``: talk to a programmable token on a PC/SC reader."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from keyfob.cli.common import print_json
+from keyfob.token.pcsc import PcscConnection, list_readers
+from keyfob.token.probe import probe
+
+app = typer.Typer(help="Programmable tokens on a PC/SC reader.", no_args_is_help=True)
+
+ReaderOpt = Annotated[
+    str | None,
+    typer.Option("--reader", help="Reader name substring or index (default: first with a token)."),
+]
+
+
+@app.command("readers")
+def readers(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List PC/SC readers and whether a token is present."""
+    names = list_readers()
+    present = set(list_readers(with_card=True))
+    if as_json:
+        print_json([{"reader": n, "token_present": n in present} for n in names])
+        return
+    for n in names:
+        typer.echo(f"{n}{'  (token present)' if n in present else ''}")
+
+
+@app.command("info")
+def info(
+    reader: ReaderOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+) -> None:
+    """Serial, model, clock and its offset from this machine's clock, restricted sync, and for
+    a Molto2 the occupied profiles."""
+    with PcscConnection(reader) as conn:
+        found = probe(conn)
+        here = time.time()
+    tok = found.info
+    data: dict[str, Any] = {
+        "reader": conn.name,
+        "family": found.family.value,
+        "serial": tok.serial,
+        "model": tok.model.name if tok.model else None,
+        "clock": tok.clock,
+        "clock_utc": datetime.fromtimestamp(tok.clock, UTC).isoformat(),
+        "offset_seconds": round(tok.clock - here),
+        "restricted_sync": tok.restricted_sync,
+    }
+    if found.profiles:
+        data["profiles"] = len(found.profiles)
+        data["occupied_profiles"] = [
+            {"index": pr.index, "title": pr.title} for pr in found.profiles if pr.occupied
+        ]
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"reader           {data['reader']}")
+    typer.echo(f"model            {data['model'] or 'unknown (serial prefix not in the table)'}")
+    typer.echo(f"serial           {tok.serial}")
+    typer.echo(
+        f"clock            {data['clock_utc']} ({data['offset_seconds']:+d} s from this machine)"
+    )
+    if tok.restricted_sync is not None:
+        typer.echo(
+            "restricted sync  "
+            + (
+                "yes: setting the clock erases the seed"
+                if tok.restricted_sync
+                else "no: the seed survives a clock write"
+            )
+        )
+    if found.profiles:
+        occupied = (
+            ", ".join(
+                f"{o['index']}" + (f" ({o['title']})" if o["title"] else "")
+                for o in data["occupied_profiles"]
+            )
+            or "none"
+        )
+        typer.echo(f"profiles         {len(found.profiles)}, occupied: {occupied}")
