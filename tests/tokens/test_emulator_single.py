@@ -242,3 +242,10 @@ def test_fifty_ppm_over_a_month_drifts_four_steps() -> None:
 def test_clock_offset_at_creation() -> None:
     card = create(by_name("OTPC-P2"), host_clock=Clock(), clock_offset=-90)
     assert p.parse_info(card.transmit(p.get_info().to_bytes())[:-2]).clock == T - 90
+
+
+def test_unknown_secure_ins_after_a_good_mac() -> None:
+    card = token()
+    auth(card)
+    apdu = p.secure(0xB0, 0, 0, b"\x01\x02", K).to_bytes()
+    assert sw(card.transmit(apdu)) == 0x6D00

@@ -87,3 +87,23 @@ def test_dropped_link_over_pcsc_is_transport_lost_then_recovers(emulator) -> Non
         session.authenticate()
         session.write_seed(b"y" * 20)
     assert emu.status()["seed_present"] is True
+
+
+def test_molto2_profiles_over_pcsc(emulator) -> None:
+    from keyfob.token.session import Molto2Session
+
+    emulator("--model", "Molto2", "--serial", "M2000042")
+    with PcscConnection("Virtual PCD 00 00") as conn:
+        molto2 = Molto2Session(conn)
+        molto2.authenticate()
+        molto2.write_config(3)
+        molto2.write_seed(3, b"molto2 profile three")
+        molto2.write_title(3, "VPN")
+    info = json.loads(
+        subprocess.run(
+            [*KEYFOB, "token", "info", "--json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert (info["family"], info["model"], info["serial"]) == ("molto2", "Molto2", "M2000042")
+    assert info["profiles"] == 50
+    assert info["occupied_profiles"] == [{"index": 3, "title": "VPN"}]
