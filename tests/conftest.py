@@ -7,9 +7,15 @@ missing the test skips with a visible reason — except under ``KEYFOB_STRICT=1`
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +41,127 @@ def require_tool() -> Callable[[str], str]:
 @pytest.fixture
 def oathtool() -> str:
     return _require("oathtool")
+
+
+# --- the real PC/SC stack: pcscd + vsmartcard's vpcd + `keyfob emulator` processes ----------
+
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
+
+
+def _missing(reason: str) -> None:
+    if STRICT:
+        pytest.fail(f"KEYFOB_STRICT=1: {reason}")
+    pytest.skip(reason)
+
+
+def _virtual_readers() -> list[str]:
+    from keyfob.token.pcsc import list_readers
+
+    try:
+        return [r for r in list_readers() if "Virtual PCD" in r]
+    except Exception:
+        return []
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[list[str]]:
+    """pcscd with vpcd's virtual readers; started here if it is not running (as root)."""
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        _missing("pyscard is not installed (it needs swig and libpcsclite-dev to build)")
+    if shutil.which("pcscd") is None or not VPCD_DRIVER.exists():
+        _missing(
+            "pcscd and vsmartcard-vpcd are not installed (apt-get install pcscd vsmartcard-vpcd)"
+        )
+    proc = None
+    if not _virtual_readers():
+        if os.geteuid() != 0:
+            _missing("pcscd is not running and only root can start it here")
+        Path("/run/pcscd").mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            ["pcscd", "--foreground"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(40):
+            if _virtual_readers():
+                break
+            time.sleep(0.25)
+    readers = _virtual_readers()
+    if not readers:
+        _missing("pcscd runs but shows no 'Virtual PCD' reader (is vsmartcard-vpcd installed?)")
+    yield readers
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class Emulator:
+    """A `keyfob emulator` process inserted into vpcd, with its control socket."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.control = tmp / "emulator.sock"
+        self.proc = subprocess.Popen(
+            [
+                *KEYFOB,
+                "emulator",
+                "--vpcd",
+                "127.0.0.1:35963",
+                "--control",
+                str(self.control),
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.time() + 20
+        while not self.control.exists():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"emulator did not start: {self.proc.stdout.read()}")
+            time.sleep(0.1)
+        from keyfob.token.pcsc import list_readers
+
+        while "Virtual PCD 00 00" not in list_readers(with_card=True):
+            if time.time() > deadline:
+                raise AssertionError("the emulated token never appeared on Virtual PCD 00 00")
+            time.sleep(0.1)
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            [*KEYFOB, "emulator", *args, "--control", str(self.control)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    def status(self) -> dict:
+        return json.loads(self.cli("status", "--json"))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        from keyfob.token.pcsc import list_readers
+
+        deadline = time.time() + 10
+        while "Virtual PCD 00 00" in list_readers(with_card=True) and time.time() < deadline:
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def emulator(pcscd, tmp_path):
+    started: list[Emulator] = []
+
+    def start(*args: str) -> Emulator:
+        emu = Emulator(tmp_path, *args)
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()

@@ -6,16 +6,16 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "keyfob"
-# Lower number = lower layer. Same-rank packages must not import each other either.
+# Lower number = lower layer (design §2). Same-rank packages must not import each other.
 RANK = {
     "errors": 0,
     "otp": 1,
     "formats": 2,
     "token": 3,
-    "burn": 3,
-    "server": 3,
-    "toolset": 3,
-    "cli": 4,
+    "burn": 4,
+    "toolset": 4,
+    "server": 5,
+    "cli": 6,
 }
 # The pure core does no I/O: no files, sockets, processes or clocks other than time.time.
 OTP_FORBIDDEN = {

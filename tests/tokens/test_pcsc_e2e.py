@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from keyfob.token.errors import TransportLost
 from keyfob.token.pcsc import PcscConnection, list_readers
 from keyfob.token.session import SingleProfileSession
 
-from .conftest import KEYFOB
+KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
 
 
 def test_pyscard_sees_the_token_and_token_info_reads_it(emulator) -> None:

@@ -181,12 +181,20 @@ def fault(
     drop_on: Annotated[
         int | None, typer.Option(help="Drop the link on the Nth APDU from now.")
     ] = None,
+    drop_ins: Annotated[
+        str | None,
+        typer.Option(
+            help="Drop the link on every command with this INS (hex, e.g. C5); 'none' clears it."
+        ),
+    ] = None,
     delay: Annotated[float | None, typer.Option(help="Seconds before each answer.")] = None,
 ) -> None:
     """Inject faults into a running emulator."""
     msg: dict[str, object] = {"cmd": "fault"}
     if drop_on is not None:
         msg["drop_on"] = drop_on
+    if drop_ins is not None:
+        msg["drop_ins"] = None if drop_ins.lower() == "none" else drop_ins
     if delay is not None:
         msg["delay"] = delay
     print_json(control.request(control_path, msg)["faults"])

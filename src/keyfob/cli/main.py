@@ -12,6 +12,7 @@ import typer
 
 from keyfob import __version__
 from keyfob.cli import admin as admin_cmd
+from keyfob.cli import burn as burn_cmd
 from keyfob.cli import code as code_cmd
 from keyfob.cli import emulator as emulator_cmd
 from keyfob.cli import qr as qr_cmd
@@ -34,6 +35,7 @@ app.command("serve")(serve_cmd.serve)
 app.add_typer(admin_cmd.app, name="admin")
 app.add_typer(emulator_cmd.app, name="emulator")
 app.add_typer(token_cmd.app, name="token")
+app.add_typer(burn_cmd.app, name="burn")
 
 
 @app.command("version")

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from keyfob.burn.burner import BurnOptions, burn
+from keyfob.burn.source import credential_from
+from keyfob.burn.synctime import sync_time
+from keyfob.cli.burn import CliUi
 from keyfob.cli.common import print_json
+from keyfob.otp import Algorithm
+from keyfob.token.models import Family
 from keyfob.token.pcsc import PcscConnection, list_readers
 from keyfob.token.probe import probe
 
@@ -85,3 +91,65 @@ def info(
             or "none"
         )
         typer.echo(f"profiles         {len(found.profiles)}, occupied: {occupied}")
+
+
+@app.command("sync-time")
+def sync_time_cmd(
+    reader: ReaderOpt = None,
+    profile: Annotated[
+        int | None, typer.Option(help="Molto2 profile (default: every occupied one).")
+    ] = None,
+    algorithm: Annotated[
+        str,
+        typer.Option(
+            help="Single-profile tokens take the whole config with the clock: give the algorithm "
+            "the token was burned with."
+        ),
+    ] = "SHA1",
+    period: Annotated[int, typer.Option(help="…and its period (30 or 60).")] = 30,
+    customer_key: Annotated[str | None, typer.Option(help="Molto2 customer key.")] = None,
+    reburn: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URI",
+            help="On a restricted-sync token, burn this credential again instead "
+            "(sets the clock and rewrites the seed).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Set the token's clock to this machine's UTC time, where that keeps the seed."""
+    ui = CliUi()
+    with PcscConnection(reader, wait=5) as conn:
+        if reburn:
+            found = probe(conn, read_profiles=False)
+            model = found.info.model
+            if found.family is Family.SINGLE and model is not None and model.restricted_sync:
+                result = burn(conn, credential_from(reburn), BurnOptions(), ui)
+                ui.say(
+                    f"re-burned {result.model} {result.serial}: clock corrected by "
+                    f"{-result.clock_offset_before:+d} s, seed written again"
+                )
+                if as_json:
+                    print_json(
+                        {
+                            "serial": result.serial,
+                            "model": result.model,
+                            "reburned": True,
+                            "corrected": {"0": -result.clock_offset_before},
+                        }
+                    )
+                return
+        kwargs = {"customer_key": customer_key.encode()} if customer_key else {}
+        synced = sync_time(
+            conn, ui, profile=profile, algorithm=Algorithm.parse(algorithm), period=period, **kwargs
+        )
+    if as_json:
+        print_json(
+            {
+                "serial": synced.serial,
+                "model": synced.model,
+                "reburned": False,
+                "corrected": {str(k): v for k, v in synced.corrected.items()},
+            }
+        )

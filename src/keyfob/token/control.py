@@ -48,6 +48,9 @@ class ControlServer:
                 if "drop_on" in request:
                     drop = request["drop_on"]
                     self.card.faults.drop_on = int(drop) if drop is not None else None
+                if "drop_ins" in request:
+                    ins = request["drop_ins"]
+                    self.card.faults.drop_ins = int(ins, 16) if isinstance(ins, str) else ins
                 if "delay" in request:
                     self.card.faults.delay = float(request["delay"])
             return {"faults": self.card.faults.as_dict()}

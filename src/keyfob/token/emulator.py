@@ -72,6 +72,7 @@ class Faults:
     """Fault injection for client tests."""
 
     drop_on: int | None = None  # drop the link on this APDU number (1-based, counted from now)
+    drop_ins: int | None = None  # drop the link on EVERY command with this INS (until cleared)
     delay: float = 0.0  # seconds before every answer
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,6 +131,13 @@ class Card:
                     self.faults.drop_on = None
                     self.power_off()
                     raise LinkDropped(f"link dropped on APDU {self.apdu_count}")
+            if (
+                self.faults.drop_ins is not None
+                and len(apdu) > 1
+                and apdu[1] == self.faults.drop_ins
+            ):
+                self.power_off()
+                raise LinkDropped(f"link dropped on INS {apdu[1]:02X}")
             delay = self.faults.delay
         if delay:
             time.sleep(delay)
@@ -138,6 +146,15 @@ class Card:
             response = self.process(apdu)
             self.save()
             return response
+
+    def command_counts(self) -> dict[str, int]:
+        """How many commands of each INS the token received (hex INS -> count)."""
+        counts: dict[str, int] = {}
+        for head in self.log:
+            if len(head) > 1:
+                key = f"{head[1]:02X}"
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def power_off(self) -> None:
         """Leaving the field: volatile state is gone."""
@@ -169,6 +186,7 @@ class Card:
             "clock_offset": round(t - self.host_clock(), 3),
             "drift_ppm": self.rtc.drift_ppm,
             "apdus": self.apdu_count,
+            "commands": self.command_counts(),
             "faults": self.faults.as_dict(),
         }
 

@@ -73,6 +73,16 @@ def choose_reader(name: str | None = None) -> str:
     return with_card[0]
 
 
+SCARD_W_RESET_CARD = 0x80100068
+
+
+def _was_reset(exc: BaseException) -> bool:
+    code = getattr(exc, "hresult", None)
+    if isinstance(code, int) and code & 0xFFFFFFFF == SCARD_W_RESET_CARD:
+        return True
+    return "0x80100068" in str(exc)
+
+
 class PcscConnection(Connection):
     """A card on a PC/SC reader."""
 
@@ -103,19 +113,36 @@ class PcscConnection(Connection):
         if self._conn is None:
             raise TransportLost("not connected")
         try:
-            data, sw1, sw2 = self._conn.transmit(list(apdu))
-            if sw1 == 0x61:  # T=0: more data waiting
-                more, sw1, sw2 = self._conn.transmit([0x00, 0xC0, 0x00, 0x00, sw2])
-                data += more
-            elif sw1 == 0x6C:  # T=0: wrong Le, re-issue with the right one
-                data, sw1, sw2 = self._conn.transmit([*list(apdu[:4]), sw2])
+            return self._transmit(apdu)
+        except self._card_errors as exc:
+            if not _was_reset(exc):
+                self._conn = None
+                raise TransportLost(f"the token left the reader ({exc})") from None
+        # SCARD_W_RESET_CARD: the card was powered up again after we connected (it came back
+        # into the field). The command was not sent; reconnect and send it once more.
+        try:
+            self.close()
+            self._connect()
+            return self._transmit(apdu)
         except self._card_errors as exc:
             self._conn = None
-            raise TransportLost(f"the token left the reader ({type(exc).__name__})") from None
+            raise TransportLost(f"the token left the reader ({exc})") from None
+
+    def _transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        assert self._conn is not None
+        data, sw1, sw2 = self._conn.transmit(list(apdu))
+        if sw1 == 0x61:  # T=0: more data waiting
+            more, sw1, sw2 = self._conn.transmit([0x00, 0xC0, 0x00, 0x00, sw2])
+            data += more
+        elif sw1 == 0x6C:  # T=0: wrong Le, re-issue with the right one
+            data, sw1, sw2 = self._conn.transmit([*apdu[:4], sw2])
         return bytes(data), (sw1 << 8) | sw2
 
-    def reconnect(self, timeout: float = 10.0) -> None:
+    def reconnect(self, timeout: float = 10.0, settle: float = 0.6) -> None:
+        """Wait for the token to come back. ``settle`` lets pcscd notice the removal first
+        (it polls readers every 0.4 s); connecting earlier can reach the stale card."""
         self.close()
+        time.sleep(settle)
         deadline = time.monotonic() + timeout
         while True:
             try:

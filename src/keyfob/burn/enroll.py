@@ -1,0 +1,83 @@
+"""Talk to a keyfob server to enrol a programmable token for a user (REST, over httpx).
+
+The secret comes from the server's answer and stays in memory: it is burned, checked and
+forgotten, never written to disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import httpx
+
+from keyfob.errors import KeyfobError
+
+
+class EnrollError(KeyfobError):
+    code = "enroll_failed"
+
+
+class EnrollClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        if api_key:
+            auth: Any = None
+            headers = {"Authorization": f"Bearer {api_key}"}
+        elif username and password is not None:
+            auth, headers = (username, password), {}
+        else:
+            raise EnrollError(
+                "enrolling needs credentials",
+                hint="give an admin --api-key, or the user's --password",
+            )
+        self.client = httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, auth=auth, timeout=timeout
+        )
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self.client.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise EnrollError(
+                f"cannot reach the keyfob server: {exc}",
+                hint="check --enroll URL and that the server runs",
+            ) from None
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                raise EnrollError(f"server: {err['message']}", hint=err.get("hint"))
+            except (ValueError, KeyError):
+                raise EnrollError(f"server answered HTTP {resp.status_code}") from None
+        return resp.json() if resp.content else None
+
+    def begin(
+        self, user: str, label: str = "Hardware token", *, period: int = 30, algorithm: str = "SHA1"
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            f"/api/v1/users/{user}/tokens",
+            json={"kind": "programmable", "label": label, "period": period, "algorithm": algorithm},
+        )
+
+    def verify(self, user: str, token_id: str, code: str, serial: str) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            f"/api/v1/users/{user}/tokens/{token_id}/verify",
+            json={"code": code, "serial": serial},
+        )
+
+    def cancel(self, user: str, token_id: str) -> None:
+        # best effort: a pending enrolment also expires by itself
+        with contextlib.suppress(EnrollError):
+            self._call("DELETE", f"/api/v1/users/{user}/tokens/{token_id}")
+
+    def close(self) -> None:
+        self.client.close()

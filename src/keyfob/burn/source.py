@@ -1,0 +1,116 @@
+"""What to burn: a credential from a QR screenshot, a URI or a typed seed, checked against what
+the target token can hold — all before a single APDU is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keyfob.errors import KeyfobError
+from keyfob.formats import qr
+from keyfob.otp import Algorithm, Credential, OtpType, parse_payload, parse_secret
+from keyfob.otp.hotp import check_period
+from keyfob.token.models import Family
+from keyfob.token.protocol import DIGIT_VALUES, MAX_SEED
+
+
+class BurnRefused(KeyfobError):
+    """The credential cannot go into this token; nothing was sent to it."""
+
+    code = "burn_refused"
+
+
+MIN_SEED = 10
+
+
+def credential_from(
+    source: str | None,
+    *,
+    seed: str | None = None,
+    algorithm: str | None = None,
+    period: int | None = None,
+    digits: int | None = None,
+    account: str | None = None,
+    allow_short: bool = False,
+) -> Credential:
+    """From an image file, an ``otpauth://``/migration URI, or ``--seed`` (base32 or hex)."""
+    if seed is not None:
+        if source:
+            raise BurnRefused("give either a SOURCE or --seed, not both")
+        cred = Credential(secret=parse_secret(seed, allow_short=True))
+    elif not source:
+        raise BurnRefused("nothing to burn", hint="give a QR image, an otpauth:// URI, - or --seed")
+    else:
+        text = source.strip()
+        if "://" not in text and Path(text).is_file():
+            payloads = qr.decode_image(Path(text))
+        else:
+            payloads = [text]
+        creds: list[Credential] = []
+        for payload in payloads:
+            creds.extend(parse_payload(payload, allow_short=True))
+        cred = _pick(creds, account)
+    changes: dict[str, object] = {}
+    if algorithm is not None:
+        changes["algorithm"] = Algorithm.parse(algorithm)
+    if period is not None:
+        changes["period"] = check_period(period)
+    if digits is not None:
+        changes["digits"] = digits
+    if changes:
+        import dataclasses
+
+        cred = dataclasses.replace(cred, **changes)  # type: ignore[arg-type]
+    if len(cred.secret) < MIN_SEED and not allow_short:
+        raise BurnRefused(
+            f"the secret is only {len(cred.secret)} bytes ({len(cred.secret) * 8} bits)",
+            hint="RFC 4226 asks for at least 128 bits; pass --allow-short to burn it anyway",
+        )
+    return cred
+
+
+def _pick(creds: list[Credential], account: str | None) -> Credential:
+    if account is not None:
+        chosen = [c for c in creds if account.lower() in c.label.lower()]
+        if len(chosen) != 1:
+            raise BurnRefused(
+                f"{len(chosen)} accounts match {account!r}",
+                hint="accounts: " + ", ".join(repr(c.label) for c in creds),
+            )
+        return chosen[0]
+    if len(creds) > 1:
+        raise BurnRefused(
+            f"the QR code holds {len(creds)} accounts: " + ", ".join(repr(c.label) for c in creds),
+            hint="a token holds one; choose it with --account NAME",
+        )
+    return creds[0]
+
+
+def check_fits(cred: Credential, family: Family) -> None:
+    """Refuse, with the reason, what the token cannot hold (§4.3, §5.2)."""
+    if cred.type is not OtpType.TOTP:
+        raise BurnRefused(
+            "this is an HOTP (counter-based) credential",
+            hint="programmable tokens make time-based (TOTP) codes only",
+        )
+    if cred.algorithm is Algorithm.SHA512:
+        raise BurnRefused(
+            "SHA512 is not supported by programmable tokens",
+            hint="they compute SHA1 or SHA256 codes only; ask the service for a SHA1 QR code",
+        )
+    if cred.period not in (30, 60):
+        raise BurnRefused(
+            f"a {cred.period}-second period is not supported",
+            hint="programmable tokens step every 30 or 60 seconds",
+        )
+    if len(cred.secret) > MAX_SEED:
+        raise BurnRefused(f"the secret is {len(cred.secret)} bytes; tokens hold at most {MAX_SEED}")
+    if family is Family.SINGLE and cred.digits != 6:
+        raise BurnRefused(
+            f"{cred.digits}-digit codes are not supported by single-profile tokens",
+            hint="they always show 6 digits; a Molto2 (--profile N) shows 4, 6, 8 or 10",
+        )
+    if family is Family.MOLTO2 and cred.digits not in DIGIT_VALUES:
+        raise BurnRefused(
+            f"{cred.digits}-digit codes are not supported by the Molto2",
+            hint="it shows 4, 6, 8 or 10 digits",
+        )

@@ -1,0 +1,306 @@
+"""``keyfob burn``: put a TOTP secret into a programmable token (one, or a batch)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from keyfob.burn.batch import BatchOptions, read_users, run_batch, summary, write_outputs
+from keyfob.burn.burner import BurnFailed, BurnOptions, ask_and_check, burn
+from keyfob.burn.enroll import EnrollClient
+from keyfob.burn.journal import Journal
+from keyfob.burn.source import BurnRefused, check_fits, credential_from
+from keyfob.cli.common import print_json
+from keyfob.otp import Algorithm, Credential, parse_secret
+from keyfob.token.models import Family
+from keyfob.token.pcsc import PcscConnection
+
+err = Console(stderr=True, highlight=False)
+
+
+class _DefaultToOne(TyperGroup):
+    """``keyfob burn SOURCE`` and ``keyfob burn batch FILE`` side by side: anything that is not
+    a subcommand goes to the hidden single-token command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["one", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_DefaultToOne,
+    no_args_is_help=True,
+    help="Burn a TOTP secret into a programmable token: `keyfob burn SOURCE` "
+    "(QR image, otpauth:// URI, - for stdin, or --seed) or `keyfob burn batch "
+    "USERS.csv`.",
+)
+
+
+class CliUi:
+    """Messages on stderr; codes read from the terminal (or stdin)."""
+
+    def say(self, message: str) -> None:
+        err.print(message)
+
+    def warn(self, message: str) -> None:
+        err.print(f"[yellow]{message}[/yellow]")
+
+    def ask_code(self, prompt: str) -> str:
+        err.print(f"{prompt}: ", end="")
+        line = sys.stdin.readline()
+        if not line:
+            raise BurnFailed(
+                "no code was typed (standard input is closed)",
+                hint="run it in a terminal, or pass --no-check",
+            )
+        return line.strip()
+
+
+ReaderOpt = Annotated[str | None, typer.Option("--reader", help="Reader name or index.")]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="KEYFOB_API_KEY", help="Admin API key of the server."),
+]
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--password", envvar="KEYFOB_PASSWORD", help="The user's own password (instead of a key)."
+    ),
+]
+
+
+def _connect(reader: str | None, wait: float) -> PcscConnection:
+    return PcscConnection(reader, wait=wait)
+
+
+def _family(profile: int | None, title: str | None, molto2: bool) -> Family:
+    return Family.MOLTO2 if (profile is not None or title is not None or molto2) else Family.SINGLE
+
+
+@app.command("one", hidden=True)
+def one(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SOURCE", help="QR image, otpauth:// URI, or - (read a URI or path from stdin)"
+        ),
+    ] = None,
+    seed: Annotated[str | None, typer.Option(help="A typed seed, base32 or hex.")] = None,
+    algorithm: Annotated[str | None, typer.Option(help="SHA1 or SHA256 (with --seed).")] = None,
+    period: Annotated[int | None, typer.Option(help="30 or 60 (with --seed).")] = None,
+    account: Annotated[str | None, typer.Option(help="Which account of an export.")] = None,
+    allow_short: Annotated[
+        bool, typer.Option("--allow-short", help="Accept < 80-bit seeds.")
+    ] = False,
+    reader: ReaderOpt = None,
+    profile: Annotated[
+        int | None, typer.Option(help="Molto2 profile (default: first free).")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Molto2 profile title (12 bytes).")] = None,
+    molto2: Annotated[bool, typer.Option("--molto2", help="The token is a Molto2.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an occupied Molto2 profile.")] = False,
+    customer_key: Annotated[str | None, typer.Option(help="Molto2 customer key.")] = None,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Skip the typed-code check.")
+    ] = False,
+    enroll: Annotated[
+        str | None,
+        typer.Option(
+            "--enroll",
+            metavar="URL",
+            help="Enrol on this keyfob server (the server makes the secret).",
+        ),
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="The user to enrol (with --enroll).")] = None,
+    api_key: ApiKeyOpt = None,
+    password: PasswordOpt = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a token on the reader.")] = 15.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Burn one token."""
+    ui = CliUi()
+    family = _family(profile, title, molto2)
+    opts = BurnOptions(family=family, profile=profile, title=title, overwrite=overwrite)
+    if customer_key:
+        opts.customer_key = customer_key.encode()
+    client = None
+    token_id = None
+    if enroll:
+        if source or seed:
+            raise BurnRefused(
+                "with --enroll the server makes the secret", hint="leave out SOURCE and --seed"
+            )
+        if not user:
+            raise BurnRefused("--enroll needs --user NAME")
+        client = EnrollClient(enroll, api_key=api_key, username=user, password=password)
+        # Check what we can before the server creates anything.
+        check_fits(
+            Credential(
+                secret=b"\0" * 20,
+                algorithm=Algorithm.parse(algorithm or "SHA1"),
+                period=period or 30,
+            ),
+            family,
+        )
+        begun = client.begin(user, period=period or 30, algorithm=(algorithm or "SHA1").upper())
+        token_id = begun["id"]
+        cred = Credential(
+            secret=parse_secret(begun["secret"], "base32"),
+            issuer="keyfob",
+            account=user,
+            algorithm=Algorithm(begun["algorithm"]),
+            digits=begun["digits"],
+            period=begun["period"],
+        )
+    else:
+        text = sys.stdin.readline().strip() if source == "-" else source
+        cred = credential_from(
+            text,
+            seed=seed,
+            algorithm=algorithm,
+            period=period,
+            account=account,
+            allow_short=allow_short,
+        )
+    try:
+        check_fits(cred, family)  # before the token is touched
+        with _connect(reader, wait) as conn:
+            result = burn(conn, cred, opts, ui)
+        report: dict[str, Any] = {
+            "serial": result.serial,
+            "model": result.model,
+            "profile": result.profile,
+            "clock_offset_before": result.clock_offset_before,
+        }
+        ui.say(
+            f"burned {result.model} {result.serial}"
+            + (f" profile {result.profile}" if result.profile is not None else "")
+            + f"; its clock was {result.clock_offset_before:+d} s off and is now set"
+        )
+        code = None
+        if not no_check:
+            check, code = ask_and_check(cred, ui)
+            report["check"] = check.describe(cred.period)
+            if not check.ok:
+                raise BurnFailed(
+                    "the code typed does not match the burned secret",
+                    hint="press the button again: a stale code may still be shown; or burn again",
+                )
+            report["clock_offset_steps"] = check.step_offset
+            ui.say(check.describe(cred.period))
+        if client is not None and user is not None and token_id is not None:
+            verified = client.verify(
+                user, token_id, code or cred.code(at=time.time()), result.serial
+            )
+            report["enrolled"] = verified
+            ui.say(f"enrolled for {user} on {enroll}: method {verified['id']} is active")
+    except BaseException:
+        if client is not None and user is not None and token_id is not None:
+            client.cancel(user, token_id)
+        raise
+    finally:
+        if client is not None:
+            client.close()
+    if as_json:
+        print_json(report)
+
+
+@app.command("batch")
+def batch(
+    users: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: upn[,label] per line.")
+    ],
+    enroll: Annotated[
+        str | None, typer.Option("--enroll", metavar="URL", help="Enrol each token on this server.")
+    ] = None,
+    api_key: ApiKeyOpt = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write entra.csv and tokens.pskcxml here.")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password", envvar="KEYFOB_EXPORT_PASSWORD", help="Password for the PSKC (--out)."
+        ),
+    ] = None,
+    journal_path: Annotated[Path | None, typer.Option("--journal", help="Resume journal.")] = None,
+    algorithm: Annotated[str, typer.Option(help="SHA1 or SHA256.")] = "SHA1",
+    period: Annotated[int, typer.Option(help="30 or 60.")] = 30,
+    reader: ReaderOpt = None,
+    force: Annotated[bool, typer.Option(help="Allow a serial the journal already used.")] = False,
+    no_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-check",
+            help="Do not ask for each token's code (enrolment then uses the code "
+            "computed from the secret).",
+        ),
+    ] = False,
+    wait_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each next token.")
+    ] = 600.0,
+) -> None:
+    """Burn (and enrol) a token per user; resumable; writes Entra CSV + PSKC with --out."""
+    if not enroll and not out:
+        raise BurnRefused(
+            "a batch needs --enroll URL or --out DIR (or both)",
+            hint="otherwise the secrets would be lost",
+        )
+    if out and not password:
+        raise BurnRefused("--out needs --password for the PSKC file (and the journal)")
+    rows = read_users(users)
+    journal_file = journal_path or (
+        (out / "journal.jsonl") if out else users.with_name(users.name + ".journal")
+    )
+    journal = Journal.open(journal_file, password if out else None)
+    client = EnrollClient(enroll, api_key=api_key) if enroll else None
+    opts = BatchOptions(
+        algorithm=Algorithm.parse(algorithm),
+        period=period,
+        check=not no_check,
+        force=force,
+        wait_timeout=wait_timeout,
+    )
+    ui = CliUi()
+    progress = Progress(
+        TextColumn("[bold]burning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        transient=False,
+    )
+    already = len([r for r in rows if r.user in journal.done()])
+    try:
+        with progress:
+            task = progress.add_task("", total=len(rows), completed=already)
+            run_batch(
+                rows,
+                journal,
+                lambda: _connect(reader, 0),
+                ui,
+                opts,
+                enroll=client,
+                on_row=lambda row, e: progress.update(task, advance=1, description=row.user),
+            )
+    finally:
+        if client is not None:
+            client.close()
+        table = Table(title="keyfob burn batch")
+        for col in ("line", "user", "serial", "status"):
+            table.add_column(col)
+        for item in summary(rows, journal):
+            table.add_row(str(item["line"]), item["user"], item["serial"] or "-", item["status"])
+        err.print(table)
+    if out and password:
+        entra, pskc = write_outputs(rows, journal, out, password)
+        ui.say(f"wrote {entra} (upload to Entra ID) and {pskc} (encrypted)")

@@ -1,0 +1,179 @@
+"""The burner's logic against in-memory emulated tokens: refusals before any APDU, retries, the
+erased-seed message, Molto2 profiles, the typed-code check."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyfob.burn.burner import BurnFailed, BurnOptions, ask_and_check, burn
+from keyfob.burn.check import check_code
+from keyfob.burn.source import BurnRefused, check_fits, credential_from
+from keyfob.errors import MicrosoftPushQrError
+from keyfob.formats import qr
+from keyfob.otp import Algorithm, Credential, hotp
+from keyfob.token.connection import MemoryConnection
+from keyfob.token.emulator import create
+from keyfob.token.errors import UnknownModel
+from keyfob.token.models import Family, by_name
+
+T = 1_700_000_000
+URI = "otpauth://totp/ACME:alice@acme.example?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ACME"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(T)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedUi:
+    def __init__(self, codes: list[str] | None = None) -> None:
+        self.codes = list(codes or [])
+        self.said: list[str] = []
+
+    def say(self, message: str) -> None:
+        self.said.append(message)
+
+    def warn(self, message: str) -> None:
+        self.said.append("WARN " + message)
+
+    def ask_code(self, prompt: str) -> str:
+        self.said.append("ASK " + prompt)
+        return self.codes.pop(0)
+
+
+def token(model: str = "OTPC-P2", **kw):
+    clock = Clock()
+    card = create(by_name(model), host_clock=clock, **kw)
+    return clock, card, MemoryConnection(card)
+
+
+def test_burn_from_uri_sets_clock_and_seed() -> None:
+    clock, card, conn = token(clock_offset=-250)
+    cred = credential_from(URI)
+    ui = ScriptedUi()
+    result = burn(conn, cred, BurnOptions(), ui, clock)
+    assert (result.model, result.clock_offset_before) == ("OTPC-P2-i", -250)
+    assert card.device_time() == T
+    assert card.press() == cred.code(at=T)
+    assert any("restricted sync" in s for s in ui.said)
+
+
+def test_burn_from_a_qr_image(tmp_path) -> None:
+    path = tmp_path / "shot.png"
+    path.write_bytes(qr.encode_png(URI))
+    assert credential_from(str(path)).secret == credential_from(URI).secret
+
+
+@pytest.mark.parametrize(
+    ("source", "kwargs", "message"),
+    [
+        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&algorithm=SHA512", {}, "SHA512"),
+        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=8", {}, "8-digit codes"),
+        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&period=45", {}, "45-second period"),
+        ("otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=1", {}, "HOTP"),
+        (None, {"seed": "AA" * 64}, "at most 63"),
+    ],
+)
+def test_refusals_happen_before_any_apdu(source, kwargs, message) -> None:
+    _, card, conn = token()
+    with pytest.raises(BurnRefused, match=message):
+        burn(conn, credential_from(source, **kwargs), BurnOptions(), ScriptedUi())
+    assert card.apdu_count == 0
+
+
+def test_molto2_takes_eight_digits() -> None:
+    check_fits(credential_from("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=8"), Family.MOLTO2)
+
+
+def test_short_seed_needs_opt_in_and_phonefactor_is_explained() -> None:
+    with pytest.raises(BurnRefused, match="--allow-short"):
+        credential_from(None, seed="JBSWY3DPEHPK3PXP"[:8])
+    assert credential_from(None, seed="JBSWY3DP", allow_short=True).secret == b"Hello"
+    with pytest.raises(MicrosoftPushQrError, match="different authenticator app"):
+        credential_from("phonefactor://activate_account?code=123456789&url=https%3A%2F%2Fx")
+
+
+def test_migration_with_several_accounts_asks_which() -> None:
+    two = (
+        "otpauth-migration://offline?data=CigKEPqlBekzoNEukL7qlsjBCDYSDnBpQHJhc3BiZXJyeXBpIAEo"
+        "ATACCjUKEPqlBekzoNEukL7qlsjBCDYSDnBpQHJhc3BiZXJyeXBpGgtyYXNwYmVycnlwaSABKAEwAhABGAEgAC"
+        "iQ7OOa%2Bf%2F%2F%2F%2F8B"
+    )
+    with pytest.raises(BurnRefused, match="--account"):
+        credential_from(two)
+    assert credential_from(two, account="raspberrypi:").issuer == "raspberrypi"
+
+
+def test_link_lost_during_seed_write_is_retried() -> None:
+    clock, card, conn = token("C302")
+    card.faults.drop_on = 5  # info, challenge, answer, config, SEED
+    ui = ScriptedUi()
+    burn(conn, credential_from(URI), BurnOptions(), ui, clock)
+    assert card.seed == credential_from(URI).secret
+    assert any("hold the token still" in s for s in ui.said)
+
+
+def test_restricted_token_left_without_seed_says_so() -> None:
+    clock, card, conn = token("OTPC-P2")
+    card.faults.drop_ins = 0xC5  # every seed write is lost
+    with pytest.raises(BurnFailed) as err:
+        burn(conn, credential_from(URI), BurnOptions(), ScriptedUi(), clock)
+    assert "seed is now ERASED" in str(err.value)
+    assert "burning again fixes it" in str(err.value)
+    assert card.seed is None
+    card.faults.drop_ins = None
+    burn(conn, credential_from(URI), BurnOptions(), ScriptedUi(), clock)
+    assert card.seed
+
+
+def test_unknown_model_is_refused() -> None:
+    clock, card, conn = token(serial="1234567000")
+    with pytest.raises(UnknownModel):
+        burn(conn, credential_from(URI), BurnOptions(), ScriptedUi(), clock)
+    assert card.command_counts().get("D4") is None
+
+
+def test_molto2_profile_choice_and_overwrite() -> None:
+    clock, card, conn = token("Molto2")
+    cred = credential_from("otpauth://totp/GitHub:me?secret=JBSWY3DPEHPK3PXPJBSWY3DP&digits=8")
+    first = burn(conn, cred, BurnOptions(family=Family.MOLTO2), ScriptedUi(), clock)
+    second = burn(conn, cred, BurnOptions(family=Family.MOLTO2), ScriptedUi(), clock)
+    assert (first.profile, second.profile) == (0, 1)
+    assert card.profiles[0].title == "GitHub"
+    assert card.press(1) == hotp(cred.secret, T // 30, 8)
+    with pytest.raises(BurnRefused, match="--overwrite"):
+        burn(conn, cred, BurnOptions(family=Family.MOLTO2, profile=1), ScriptedUi(), clock)
+    burn(
+        conn,
+        cred,
+        BurnOptions(family=Family.MOLTO2, profile=1, overwrite=True, title="Work"),
+        ScriptedUi(),
+        clock,
+    )
+    assert card.profiles[1].title == "Work"
+
+
+def test_check_code_previous_current_next_and_offset() -> None:
+    cred = Credential(secret=b"12345678901234567890")
+    step = T // 30
+    assert check_code(cred, hotp(cred.secret, step), T).step_offset == 0
+    assert check_code(cred, hotp(cred.secret, step - 1), T).step_offset == -1
+    nxt = check_code(cred, hotp(cred.secret, step + 1), T)
+    assert nxt.step_offset == 1 and "+30 s" in nxt.describe(30)
+    assert not check_code(cred, hotp(cred.secret, step + 3), T).ok
+    ui = ScriptedUi(["000000", hotp(cred.secret, step)])
+    result, typed = ask_and_check(cred, ui, lambda: T)
+    assert result.ok and typed == hotp(cred.secret, step)
+    assert any("did not match" in s for s in ui.said)
+
+
+def test_sha256_sixty_seconds() -> None:
+    clock, card, conn = token("C302")
+    cred = credential_from(
+        None, seed="3132333435363738393031323334353637383930", algorithm="sha256", period=60
+    )
+    burn(conn, cred, BurnOptions(), ScriptedUi(), clock)
+    assert card.press() == hotp(cred.secret, T // 60, 6, Algorithm.SHA256)
