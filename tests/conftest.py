@@ -141,6 +141,8 @@ class Emulator:
         return json.loads(self.cli("status", "--json"))
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return  # already stopped (and its card already left the reader)
         self.proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
