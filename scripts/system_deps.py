@@ -22,6 +22,7 @@ PACKAGES: dict[str, str] = {
     "vsmartcard-vpcd": "file:/usr/lib/pcsc/drivers/serial/libifdvpcd.so",  # virtual reader
     "libpcsclite-dev": "file:/usr/include/PCSC/winscard.h",  # to build pyscard
     "swig": "bin:swig",  # to build pyscard
+    "chromium": "bin:chromium",  # the real browser the web-page tests drive (via Playwright)
 }
 
 

@@ -105,9 +105,13 @@ def pg_database() -> Iterator[str]:
 def _truncate(ctx: ServerContext) -> None:
     with ctx.engine.begin() as conn:
         if ctx.engine.dialect.name == "postgresql":
-            conn.execute(sa.text("TRUNCATE audit, tokens, api_keys, radius_clients, users CASCADE"))
+            conn.execute(
+                sa.text(
+                    "TRUNCATE web_sessions, audit, tokens, api_keys, radius_clients, users CASCADE"
+                )
+            )
         else:
-            for table in ("audit", "tokens", "api_keys", "radius_clients", "users"):
+            for table in ("web_sessions", "audit", "tokens", "api_keys", "radius_clients", "users"):
                 conn.execute(sa.text(f"DELETE FROM {table}"))
 
 

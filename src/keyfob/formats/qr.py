@@ -42,6 +42,7 @@ def encode_svg(payload: str, *, scale: int = 4, border: int = 4, title: str | No
         scale=scale,
         border=border,
         xmldecl=False,
+        omitsize=True,  # viewBox only: the page sizes it with CSS
         svgns=True,
         title=title,
         svgclass="qr",

@@ -16,7 +16,7 @@ from typing import Any
 from keyfob.formats.qr import encode_svg
 from keyfob.otp import Algorithm, Credential, build_otpauth, generate_secret, group_key, to_base32
 from keyfob.otp.hotp import check_digits
-from keyfob.otp.verify import Mode, Reason, verify
+from keyfob.otp.verify import Mode, Reason, resync, verify
 from keyfob.server import auditlog
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import CodeRejected, Conflict, Gone, NotFound, ServiceError
@@ -124,10 +124,27 @@ def begin(
             client=client,
             details={"token_id": token_id, "kind": kind},
         )
+    return _setup_payload(
+        ctx, user.username, token_id, kind, label, secret, alg, digits, period, expires
+    )
+
+
+def _setup_payload(
+    ctx: ServerContext,
+    username: str,
+    token_id: str,
+    kind: str,
+    label: str,
+    secret: bytes,
+    alg: Algorithm,
+    digits: int,
+    period: int,
+    expires: Any,
+) -> dict[str, Any]:
     cred = Credential(
         secret=secret,
         issuer=ctx.settings.issuer,
-        account=user.username,
+        account=username,
         algorithm=alg,
         digits=digits,
         period=period,
@@ -146,6 +163,103 @@ def begin(
         "qr_svg": encode_svg(uri, title="Scan with your authenticator app"),
         "expires_at": expires.isoformat(),
     }
+
+
+def setup_view(ctx: ServerContext, username: str, token_id: str) -> dict[str, Any]:
+    """The QR code and key of a pending enrolment again (the owner's own, until it expires)."""
+    with ctx.engine.connect() as conn:
+        user = _user(conn, username)
+        token = _owned(conn, user, token_id)
+    if token.state != "pending":
+        raise Conflict("this method is already set up")
+    if token.expires_at is None or token.expires_at.timestamp() < ctx.now():
+        raise Gone("this enrolment expired", hint="start again to get a new QR code")
+    secret = ctx.ring.open(token.secret_enc, token.id)
+    return _setup_payload(
+        ctx,
+        user.username,
+        token.id,
+        token.kind,
+        token.label,
+        secret,
+        token.algorithm,
+        token.digits,
+        token.period,
+        token.expires_at,
+    )
+
+
+def rename(
+    ctx: ServerContext,
+    username: str,
+    token_id: str,
+    label: str,
+    *,
+    actor: str,
+    client: str | None = None,
+) -> None:
+    label = label.strip()
+    if not label or len(label) > 64:
+        raise ServiceError("a name is 1 to 64 characters")
+    with ctx.begin() as conn:
+        user = _user(conn, username)
+        token = _owned(conn, user, token_id)
+        repo.update_token(conn, token.id, label=label)
+        auditlog.record(
+            conn,
+            ctx,
+            actor=actor,
+            action="token.rename",
+            outcome="success",
+            target_user=user.username,
+            target_serial=token.serial,
+            client=client,
+            details={"token_id": token.id},
+        )
+
+
+def resync_method(
+    ctx: ServerContext,
+    username: str,
+    token_id: str,
+    first_code: str,
+    second_code: str,
+    *,
+    actor: str,
+    client: str | None = None,
+) -> dict[str, Any]:
+    """Self-service resync: two consecutive codes from one of the user's own methods."""
+    with ctx.begin() as conn:
+        user = _user(conn, username)
+        token = _owned(conn, user, token_id)
+        secret = ctx.ring.open(token.secret_enc, token.id)
+        decision = resync(
+            token.params(secret), token.verification, first_code, second_code, ctx.now(), ctx.policy
+        )
+        ok = repo.apply_state(
+            conn,
+            token,
+            decision.state,
+            accepted_step=decision.step if decision.accepted else None,
+            now=ctx.now_dt(),
+        )
+        auditlog.record(
+            conn,
+            ctx,
+            actor=actor,
+            action="token.resync",
+            outcome="success" if decision.accepted and ok else "failure",
+            reason=decision.reason.value,
+            target_user=user.username,
+            target_serial=token.serial,
+            client=client,
+            details={"token_id": token.id, "drift": decision.state.drift},
+        )
+    if not decision.accepted or not ok:
+        raise CodeRejected(
+            "the two codes were not accepted", hint="type two codes shown one after the other"
+        )
+    return {"id": token.id, "drift_steps": decision.state.drift}
 
 
 def _owned(conn: Any, user: UserRecord, token_id: str) -> TokenRecord:

@@ -227,7 +227,8 @@ def list_inventory(ctx: ServerContext, **filters: Any) -> dict[str, Any]:
 
 
 def _by_serial(conn: Any, serial: str) -> TokenRecord:
-    token = repo.get_token_by_serial(conn, serial)
+    """By serial; tokens without one (app methods) are addressed by their id."""
+    token = repo.get_token_by_serial(conn, serial) or repo.get_token(conn, serial)
     if token is None:
         raise NotFound(f"no token with serial {serial!r}")
     return token

@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -19,6 +20,10 @@ from keyfob.errors import KeyfobError
 from keyfob.server.api.routes import _ImportFailed, router
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
+from keyfob.server.web import admin_pages, auth_pages, self_service
+from keyfob.server.web.common import HERE as WEB_DIR
+from keyfob.server.web.common import CsrfError, Redirect
+from keyfob.server.web.ratelimit import LoginLimiter
 
 log = logging.getLogger("keyfob.server")
 
@@ -87,6 +92,41 @@ class _TooLarge(Exception):
     pass
 
 
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+class SecurityHeaders:
+    """Strict CSP (no inline scripts anywhere), no framing, no sniffing, no caching of pages
+    that show secrets. The OpenAPI pages keep their own needs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(("/docs", "/redoc")):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                if not scope["path"].startswith("/static"):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
     app = FastAPI(
         title="keyfob",
@@ -96,14 +136,47 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.metrics = Metrics()
+    app.state.login_limiter = LoginLimiter()
     app.include_router(router)
+    app.include_router(auth_pages.router)
+    app.include_router(self_service.router)
+    app.include_router(admin_pages.router)
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+
+    @app.exception_handler(Redirect)
+    async def redirect(_: Request, exc: Redirect) -> RedirectResponse:
+        return RedirectResponse(exc.url, status_code=303)
+
+    @app.exception_handler(CsrfError)
+    async def csrf_refused(request: Request, _: CsrfError) -> Response:
+        return Response(
+            "This form has expired or did not come from this site: nothing was "
+            "done. Go back, reload the page and try again.",
+            status_code=403,
+            media_type="text/plain",
+        )
 
     @app.exception_handler(_ImportFailed)
     async def import_failed(_: Request, exc: _ImportFailed) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.hint, report=exc.report)
 
+    def _page_error(request: Request, exc: KeyfobError, status: int) -> Response:
+        from keyfob.server.web.common import render
+
+        return render(
+            request,
+            "message.html",
+            status,
+            title="That did not work",
+            message=exc.message,
+            hint=exc.hint,
+            back="/",
+        )
+
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return _page_error(request, exc, exc.status)
         headers = (
             {"WWW-Authenticate": 'Bearer, Basic realm="keyfob"'} if exc.status == 401 else None
         )
@@ -113,7 +186,9 @@ def create_app(ctx: ServerContext) -> FastAPI:
         return resp
 
     @app.exception_handler(KeyfobError)
-    async def keyfob_error(_: Request, exc: KeyfobError) -> JSONResponse:
+    async def keyfob_error(request: Request, exc: KeyfobError) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return _page_error(request, exc, 400)
         return _error(400, exc.code, exc.message, exc.hint)
 
     @app.exception_handler(RequestValidationError)
@@ -140,4 +215,5 @@ def create_app(ctx: ServerContext) -> FastAPI:
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimit, limit=ctx.settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

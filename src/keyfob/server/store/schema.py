@@ -143,3 +143,21 @@ radius_clients = Table(
     Column("secret_enc", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the cookie value, never the value
+    Column(
+        "user_id",
+        String(32),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("stage", String(16), nullable=False),  # password | full
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,192 @@
+"""Sign-in (password, then a current code when the user has a method), first-time password,
+sign-out."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from keyfob.server import accounts
+from keyfob.server.errors import ServiceError
+from keyfob.server.store import repo
+from keyfob.server.validation import validate
+from keyfob.server.web import sessions
+from keyfob.server.web.common import (
+    LOGIN_CSRF_COOKIE,
+    CsrfError,
+    Redirect,
+    check_csrf,
+    client,
+    ctx_of,
+    current,
+    render,
+    secure_cookies,
+    see_other,
+    set_session_cookie,
+    signed_in,
+)
+
+router = APIRouter()
+Field = Annotated[str, Form(max_length=1024)]
+
+
+def _login_page(
+    request: Request, status: int = 200, error: str | None = None, username: str = ""
+) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(
+        request, "login.html", status, login_csrf=token, error=error, username=username
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(request),
+        path="/login",
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    session = current(request)
+    if session is not None and session.full:
+        return see_other("/")
+    return _login_page(request)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, username: Field, password: Field, csrf: Field = "") -> Response:
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, csrf):
+        raise CsrfError
+    ctx = ctx_of(request)
+    address = client(request) or "?"
+    limiter = request.app.state.login_limiter
+    wait = limiter.retry_after(username, address)
+    if wait:
+        return _login_page(
+            request, 429, f"Too many attempts. Wait {wait} seconds and try again.", username
+        )
+    user = accounts.authenticate(ctx, username, password)
+    if user is None:
+        limiter.failed(username, address)
+        return _login_page(request, 401, "The username or password is wrong.", username)
+    with ctx.engine.connect() as conn:
+        has_method = bool(repo.active_tokens_of(conn, user.username)[1])
+    stage = "password" if has_method else "full"
+    value = sessions.create(ctx, user, stage)
+    response = see_other("/login/code" if has_method else "/")
+    ttl = sessions.PASSWORD_STAGE_TTL if has_method else sessions.FULL_TTL
+    set_session_cookie(response, request, value, int(ttl.total_seconds()))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    if not has_method:
+        limiter.succeeded(username, address)
+    return response
+
+
+@router.get("/login/code", response_class=HTMLResponse)
+def code_form(request: Request) -> Response:
+    session = current(request)
+    if session is None:
+        return see_other("/login")
+    if session.full:
+        return see_other("/")
+    return render(request, "login_code.html", session=session)
+
+
+@router.post("/login/code", response_class=HTMLResponse)
+def code(request: Request, code: Annotated[str, Form(max_length=32)], csrf: Field = "") -> Response:
+    session = current(request)
+    if session is None:
+        return see_other("/login")
+    check_csrf(session, csrf)
+    ctx = ctx_of(request)
+    address = client(request) or "?"
+    limiter = request.app.state.login_limiter
+    if limiter.retry_after(session.user.username, address):
+        return render(
+            request,
+            "login_code.html",
+            429,
+            session=session,
+            error="Too many attempts. Wait a few minutes and try again.",
+        )
+    result = validate(ctx, session.user.username, code, client=address, actor=session.user.username)
+    if not result.accepted:
+        limiter.failed(session.user.username, address)
+        return render(
+            request,
+            "login_code.html",
+            401,
+            session=session,
+            error="That code was not accepted. Wait for the next code and type "
+            "it; if it keeps failing, check the clock of the phone or token.",
+        )
+    limiter.succeeded(session.user.username, address)
+    value = sessions.promote(ctx, session)
+    response = see_other("/")
+    set_session_cookie(response, request, value, int(sessions.FULL_TTL.total_seconds()))
+    return response
+
+
+@router.get("/password", response_class=HTMLResponse)
+def password_form(request: Request) -> Response:
+    session = signed_in(request)
+    return render(
+        request, "password.html", session=session, first=session.user.must_change_password
+    )
+
+
+@router.post("/password", response_class=HTMLResponse)
+def set_password(
+    request: Request, new: Field, repeat: Field, csrf: Field = "", current_password: Field = ""
+) -> Response:
+    session = signed_in(request)
+    check_csrf(session, csrf)
+    ctx = ctx_of(request)
+    first = session.user.must_change_password
+    error = None
+    if not first and accounts.authenticate(ctx, session.user.username, current_password) is None:
+        error = "Your current password is wrong."
+    elif new != repeat:
+        error = "The two new passwords differ."
+    else:
+        try:
+            accounts.check_password(new)
+        except ServiceError as exc:
+            error = f"That password is too weak: {exc.message}."
+    if error:
+        return render(request, "password.html", 400, session=session, first=first, error=error)
+    accounts.set_password(
+        ctx,
+        session.user.username,
+        new,
+        one_time=False,
+        actor=session.user.username,
+        client=client(request),
+    )
+    sessions.destroy_user_sessions(ctx, session.user.id)
+    value = sessions.create(ctx, session.user, "full")
+    response = see_other("/?notice=password")
+    set_session_cookie(response, request, value, int(sessions.FULL_TTL.total_seconds()))
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Field = "") -> Response:
+    session = current(request)
+    if session is not None:
+        check_csrf(session, csrf)
+        sessions.destroy_key(ctx_of(request), session.key)
+    response = see_other("/login?notice=signed-out")
+    response.delete_cookie(sessions.COOKIE, path="/")
+    return response
+
+
+__all__ = ["Redirect", "router"]

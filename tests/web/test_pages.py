@@ -1,0 +1,233 @@
+"""The self-service and admin pages in a real browser (Debian's Chromium via Playwright)."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from keyfob.burn.burner import BurnOptions, burn
+from keyfob.formats import qr
+from keyfob.otp import parse_otpauth, parse_secret
+from keyfob.server import accounts
+from keyfob.server.validation import validate
+from keyfob.token.connection import MemoryConnection
+from keyfob.token.emulator import create
+from keyfob.token.models import by_name
+
+from .conftest import ARTIFACTS, shot
+
+PASSWORD = "first-time-password"
+NEW_PASSWORD = "my-own-password-42"
+
+
+class QuietUi:
+    def say(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
+    def ask_code(self, prompt: str) -> str:
+        raise AssertionError("no prompt expected")
+
+
+def sign_in(page, live, username: str, password: str) -> None:
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def first_sign_in(page, live, username: str) -> None:
+    sign_in(page, live, username, PASSWORD)
+    page.wait_for_url(f"{live.url}/password")
+    shot(page, "password-first")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Save password").click()
+    page.wait_for_url(re.compile(r".*/\?notice=password"))
+
+
+def test_user_adds_an_app_and_signs_in_with_password_and_code(page, live) -> None:
+    accounts.create_user(live.ctx, "alice@example.com", password=PASSWORD)
+    page.goto(f"{live.url}/login")
+    shot(page, "login")
+    first_sign_in(page, live, "alice@example.com")
+    assert "no sign-in method yet" in page.content()
+    shot(page, "home-empty")
+    page.get_by_role("button", name="Add authenticator app").click()
+    page.wait_for_url(re.compile(r".*/methods/.+/setup"))
+    shot(page, "setup-app")
+    png = ARTIFACTS / "qr-app.png"
+    page.locator("figure.qr").screenshot(path=str(png))
+    (uri,) = qr.decode_image(png)  # keyfob's own decoder reads the browser's rendering
+    cred = parse_otpauth(uri)
+    assert cred.account == "alice@example.com"
+    key = page.locator("#manual-key").inner_text().replace(" ", "")
+    assert parse_secret(key) == cred.secret
+    assert page.locator("[data-expires-in]").inner_text() in ("10:00", "9:59", "9:58")  # countdown
+    page.get_by_label("Code shown by the app").fill(cred.code(at=live.clock.now))
+    page.get_by_role("button", name="Verify now").click()
+    page.wait_for_url(re.compile(r".*/\?notice=added"))
+    assert "Authenticator app" in page.content()
+    shot(page, "home-with-app")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/login\?notice=signed-out"))
+    sign_in(page, live, "alice@example.com", NEW_PASSWORD)
+    page.wait_for_url(f"{live.url}/login/code")
+    shot(page, "login-code")
+    page.get_by_label("Code").fill(cred.code(at=live.clock.now))  # replayed: refused
+    page.get_by_role("button", name="Continue").click()
+    assert "not accepted" in page.content()
+    live.clock.advance(30)
+    page.get_by_label("Code").fill(cred.code(at=live.clock.now))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{live.url}/")
+    assert "My sign-in methods" in page.content()
+
+
+def test_hardware_token_enrolment_with_an_emulated_token(page, live) -> None:
+    accounts.create_user(live.ctx, "bob@example.com", password=PASSWORD)
+    first_sign_in(page, live, "bob@example.com")
+    page.get_by_role("button", name="Add hardware token").click()
+    page.wait_for_url(re.compile(r".*/methods/.+/setup"))
+    shot(page, "setup-hardware")
+    png = ARTIFACTS / "qr-hardware.png"
+    page.locator("figure.qr").screenshot(path=str(png))
+    cred = parse_otpauth(qr.decode_image(png)[0])
+    card = create(by_name("C302"), host_clock=live.clock, clock_offset=-3600)
+    result = burn(MemoryConnection(card), cred, BurnOptions(), QuietUi(), live.clock)
+    page.get_by_label("Token serial number").fill(result.serial)
+    page.get_by_label("Code shown by the token").fill(card.press())
+    page.get_by_role("button", name="Verify now").click()
+    page.wait_for_url(re.compile(r".*/\?notice=added"))
+    assert f"serial {result.serial}" in page.content()
+    shot(page, "home-with-token")
+
+
+PSKC_BAD = f"""<?xml version="1.0" encoding="UTF-8"?>
+<KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc">
+  <KeyPackage><DeviceInfo><SerialNo>GOOD-1</SerialNo></DeviceInfo>
+    <Key Id="GOOD-1" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp">
+      <Data><Secret><PlainValue>{base64.b64encode(b"12345678901234567890").decode()}</PlainValue></Secret>
+      <TimeInterval><PlainValue>30</PlainValue></TimeInterval></Data></Key></KeyPackage>
+  <KeyPackage><DeviceInfo><SerialNo>BAD-2</SerialNo></DeviceInfo>
+    <Key Id="BAD-2" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc#OCRA-1">
+      <Data><Secret><PlainValue>{base64.b64encode(b"abcdefghijabcdefghij").decode()}</PlainValue></Secret></Data></Key></KeyPackage>
+</KeyContainer>
+"""
+PSKC_GOOD = PSKC_BAD.split("  <KeyPackage><DeviceInfo><SerialNo>BAD-2")[0] + "</KeyContainer>\n"
+
+
+def test_admin_imports_assigns_unlocks_and_audits(page, live, tmp_path) -> None:
+    _, admin_pw = accounts.ensure_first_admin(live.ctx)
+    accounts.create_user(live.ctx, "carol@example.com", password=PASSWORD)
+    sign_in(page, live, "admin", admin_pw)
+    page.wait_for_url(f"{live.url}/password")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Save password").click()
+    page.wait_for_url(re.compile(r".*/\?notice=password"))
+
+    bad, good = tmp_path / "vendor-bad.pskcxml", tmp_path / "vendor.pskcxml"
+    bad.write_text(PSKC_BAD)
+    good.write_text(PSKC_GOOD)
+    page.goto(f"{live.url}/admin/import")
+    page.get_by_label("Seed file").set_input_files(str(bad))
+    page.get_by_role("button", name="Preview (dry run)").click()
+    row = page.locator("tr.row-error")
+    assert row.count() == 1
+    assert "key 2" in row.inner_text() and "not HOTP or TOTP" in row.inner_text()
+    assert "nothing was imported" in page.content()
+    shot(page, "admin-import-preview")
+    page.get_by_label("Seed file").set_input_files(str(good))
+    page.get_by_role("button", name="Import", exact=True).click()
+    assert "Imported 1 token(s)" in page.content()
+
+    page.goto(f"{live.url}/admin/tokens")
+    page.get_by_label("Assign GOOD-1 to").fill("carol@example.com")
+    page.get_by_role("button", name="Assign").click()
+    page.wait_for_url(re.compile(r".*notice=assigned"))
+    assert "carol@example.com" in page.locator("table.tokens").inner_text()
+    shot(page, "admin-tokens")
+
+    for _ in range(5):  # carol's token gets locked by wrong codes
+        validate(live.ctx, "carol@example.com", "000000")
+    page.goto(f"{live.url}/admin/users/carol@example.com")
+    assert "locked" in page.content()
+    shot(page, "admin-user-locked")
+    page.get_by_role("button", name="Unlock").click()
+    page.wait_for_url(re.compile(r".*notice=unlocked"))
+    assert "locked (" not in page.content()
+
+    page.goto(f"{live.url}/admin/audit")
+    log = page.locator("table.audit").inner_text()
+    for action in ("token.import", "token.assign", "token.lockout", "token.unlock"):
+        assert action in log, action
+    shot(page, "admin-audit")
+    page.goto(f"{live.url}/admin/users")
+    shot(page, "admin-users")
+    page.goto(f"{live.url}/admin/apikeys")
+    page.get_by_label("What it is for").fill("VPN")
+    page.get_by_role("button", name="Create key").click()
+    assert page.locator("#new-key").inner_text().startswith("kf_")
+    shot(page, "admin-apikeys")
+
+
+def test_csrf_and_cookie_flags(page, live) -> None:
+    accounts.create_user(live.ctx, "dave@example.com", password=PASSWORD)
+    first_sign_in(page, live, "dave@example.com")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "kf_session")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert cookie["secure"] is False  # plain http on loopback; https sets Secure (below)
+    # A form post without the CSRF token, with a valid session: refused, nothing done.
+    resp = page.request.post(f"{live.url}/methods/new", form={"kind": "app"})
+    assert resp.status == 403
+    resp = page.request.post(f"{live.url}/methods/new", form={"kind": "app", "csrf": "forged"})
+    assert resp.status == 403
+    page.goto(f"{live.url}/")
+    assert "no sign-in method yet" in page.content()
+    # Security headers on every page
+    resp = page.request.get(f"{live.url}/")
+    csp = resp.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert resp.headers["x-frame-options"] == "DENY"
+
+
+def test_secure_cookie_behind_tls(live) -> None:
+    from fastapi.testclient import TestClient
+
+    from keyfob.server.api.app import create_app
+
+    accounts.create_user(live.ctx, "erin@example.com", password=PASSWORD)
+    client = TestClient(create_app(live.ctx), base_url="https://keyfob.example")
+    form = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    resp = client.post(
+        "/login",
+        data={"username": "erin@example.com", "password": PASSWORD, "csrf": token},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 303
+    assert "Secure" in resp.headers["set-cookie"] and "HttpOnly" in resp.headers["set-cookie"]
+
+
+def test_login_rate_limit(page, live) -> None:
+    accounts.create_user(live.ctx, "frank@example.com", password=PASSWORD)
+    for _ in range(5):
+        sign_in(page, live, "frank@example.com", "wrong-password-x")
+        assert "wrong" in page.content()
+    sign_in(page, live, "frank@example.com", PASSWORD)
+    assert "Too many attempts" in page.content()
+
+
+def test_phone_layout(browser, live) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    pg = context.new_page()
+    pg.goto(f"{live.url}/login")
+    width = pg.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "login-phone.png"), full_page=True)
+    context.close()
