@@ -231,3 +231,60 @@ def test_phone_layout(browser, live) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / "login-phone.png"), full_page=True)
     context.close()
+
+
+def test_claim_resync_and_remove_a_classic_token_keyboard_only(page, live) -> None:
+    from keyfob.otp import hotp
+    from keyfob.server import inventory
+
+    key = b"classic-token-seed!!"
+    inventory.import_seeds(
+        live.ctx, f"HW-77, {key.hex()}, totp, 6, 30\n".encode(), source="stock.csv", actor="test"
+    )
+    accounts.create_user(live.ctx, "gina@example.com", password=PASSWORD)
+    # Keyboard only: the username field has focus, Tab moves on, Enter submits.
+    page.goto(f"{live.url}/login")
+    page.keyboard.type("gina@example.com")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live.url}/password")
+    page.keyboard.type(NEW_PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.type(NEW_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/\?notice=password"))
+
+    step = int(live.clock.now // 30)
+    page.goto(f"{live.url}/methods/claim")
+    shot(page, "claim")
+    page.get_by_label("Serial number").fill("HW-77")
+    page.get_by_label("Code shown").fill("000000")
+    page.get_by_role("button", name="Add token").click()
+    assert "serial or code not accepted" in page.content()
+    page.get_by_label("Code shown").fill(hotp(key, step))
+    page.get_by_role("button", name="Add token").click()
+    page.wait_for_url(re.compile(r".*/\?notice=added"))
+    assert "serial HW-77" in page.content()
+
+    # The token's clock ran 20 minutes fast: resync with two consecutive codes.
+    method_id = page.locator("a", has_text="Resync").get_attribute("href").split("/")[2]
+    page.goto(f"{live.url}/methods/{method_id}/resync")
+    shot(page, "resync")
+    page.get_by_label("First code").fill(hotp(key, step + 40))
+    page.get_by_label("Next code").fill(hotp(key, step + 41))
+    page.get_by_role("button", name="Resync").click()
+    page.wait_for_url(re.compile(r".*/\?notice=resynced"))
+
+    page.goto(f"{live.url}/methods/{method_id}/remove")
+    shot(page, "remove")
+    page.get_by_label("or your password").fill("not my password")
+    page.get_by_role("button", name="Remove").click()
+    assert "to confirm" in page.content()
+    page.get_by_label("or your password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Remove").click()
+    page.wait_for_url(re.compile(r".*/\?notice=removed"))
+    assert "no sign-in method yet" in page.content()
+    # A classic token goes back to the inventory, it is not destroyed.
+    stock = inventory.list_inventory(live.ctx, serial="HW-77")["items"]
+    assert stock[0]["owner"] is None and stock[0]["drift_steps"] == 41
