@@ -39,7 +39,7 @@ def serve(
     first = accounts.ensure_first_admin(ctx)
     if first:
         typer.echo(f"first start: admin user {first[0]!r}, one-time password: {first[1]}")
-    typer.echo(f"keyfob serving on {url}  (API {url}/api/v1, docs {url}/docs)")
+    typer.echo(f"keyfob serving on {url}/  (sign in there; REST API {url}/api/v1, docs {url}/docs)")
     if workers > 1:
         os.environ["KEYFOB_DB"] = db
         os.environ.setdefault("KEYFOB_KEY_FILE", str(settings.resolved_key_file()))

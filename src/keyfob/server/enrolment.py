@@ -16,9 +16,10 @@ from typing import Any
 from keyfob.formats.qr import encode_svg
 from keyfob.otp import Algorithm, Credential, build_otpauth, generate_secret, group_key, to_base32
 from keyfob.otp.hotp import check_digits
-from keyfob.otp.verify import Mode, Reason, resync, verify
+from keyfob.otp.verify import Mode, Reason, verify
 from keyfob.server import auditlog
 from keyfob.server.context import ServerContext
+from keyfob.server.decisions import apply_decision, resync_codes
 from keyfob.server.errors import CodeRejected, Conflict, Gone, NotFound, ServiceError
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord, UserRecord, state_values
@@ -232,30 +233,10 @@ def resync_method(
     with ctx.begin() as conn:
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
-        secret = ctx.ring.open(token.secret_enc, token.id)
-        decision = resync(
-            token.params(secret), token.verification, first_code, second_code, ctx.now(), ctx.policy
+        ok, decision = resync_codes(
+            conn, ctx, token, first_code, second_code, actor=actor, client=client
         )
-        ok = repo.apply_state(
-            conn,
-            token,
-            decision.state,
-            accepted_step=decision.step if decision.accepted else None,
-            now=ctx.now_dt(),
-        )
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.resync",
-            outcome="success" if decision.accepted and ok else "failure",
-            reason=decision.reason.value,
-            target_user=user.username,
-            target_serial=token.serial,
-            client=client,
-            details={"token_id": token.id, "drift": decision.state.drift},
-        )
-    if not decision.accepted or not ok:
+    if not ok:
         raise CodeRejected(
             "the two codes were not accepted", hint="type two codes shown one after the other"
         )
@@ -306,27 +287,19 @@ def verify_enrolment(
             extra = {"state": "active", "activated_at": ctx.now_dt(), "expires_at": None}
             if serial:
                 extra["serial"] = serial
-        ok = repo.apply_state(
-            conn,
-            token,
-            decision.state,
-            accepted_step=decision.step if decision.accepted else None,
-            now=ctx.now_dt(),
-            extra=extra,
-        )
-        auditlog.record(
+        ok = apply_decision(
             conn,
             ctx,
-            actor=actor,
+            token,
+            decision,
             action="token.enrol.verify",
-            outcome="success" if decision.accepted and ok else "failure",
-            reason=decision.reason.value,
-            target_user=user.username,
-            target_serial=serial,
+            actor=actor,
             client=client,
-            details={"token_id": token.id, "kind": token.kind, "drift": decision.state.drift},
+            target_user=user.username,
+            extra=extra,
+            details={"kind": token.kind},
         )
-    if not decision.accepted or not ok:
+    if not ok:
         hint = (
             "the token is locked for a while after repeated wrong codes"
             if decision.reason is Reason.LOCKED
@@ -435,31 +408,22 @@ def self_assign(
                 "label": (label or DEFAULT_LABELS["classic"])[:255],
                 "activated_at": ctx.now_dt(),
             }
-        ok = repo.apply_state(
-            conn,
-            token,
-            decision.state,
-            accepted_step=decision.step if decision.accepted else None,
-            now=ctx.now_dt(),
-            extra=extra,
-        )
-        auditlog.record(
+        ok = apply_decision(
             conn,
             ctx,
-            actor=actor,
+            token,
+            decision,
             action="token.self_assign",
-            outcome="success" if decision.accepted and ok else "failure",
-            reason=decision.reason.value,
-            target_user=user.username,
-            target_serial=token.serial,
+            actor=actor,
             client=client,
-            details={"token_id": token.id},
+            target_user=user.username,
+            extra=extra,
         )
     if decision.reason is Reason.RESYNC_PENDING:
         raise CodeRejected(
             "the token's clock is off: code noted",
             hint="wait for the token's next code and type it to finish",
         )
-    if not decision.accepted or not ok:
+    if not ok:
         raise refused
     return {"id": token.id, "serial": token.serial, "state": "active"}

@@ -17,9 +17,10 @@ from keyfob.formats.pskc import MacCheck, write_pskc
 from keyfob.formats.seedfile import SeedFormat, read_seed_file
 from keyfob.formats.seeds import SeedRecord
 from keyfob.otp import OtpType
-from keyfob.otp.verify import TokenState, resync, unlock
+from keyfob.otp.verify import TokenState, unlock
 from keyfob.server import auditlog
 from keyfob.server.context import ServerContext
+from keyfob.server.decisions import resync_codes
 from keyfob.server.enrolment import DEFAULT_LABELS, _released
 from keyfob.server.errors import CodeRejected, Conflict, NotFound, ServiceError
 from keyfob.server.store import repo
@@ -346,30 +347,10 @@ def resync_token(
         token = _by_serial(conn, serial)
         if owner is not None and (token.owner or "").casefold() != owner.casefold():
             raise NotFound(f"no token with serial {serial!r}")
-        secret = ctx.ring.open(token.secret_enc, token.id)
-        decision = resync(
-            token.params(secret), token.verification, first_code, second_code, ctx.now(), ctx.policy
+        ok, _decision = resync_codes(
+            conn, ctx, token, first_code, second_code, actor=actor, client=client
         )
-        ok = repo.apply_state(
-            conn,
-            token,
-            decision.state,
-            accepted_step=decision.step if decision.accepted else None,
-            now=ctx.now_dt(),
-        )
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.resync",
-            outcome="success" if decision.accepted and ok else "failure",
-            reason=decision.reason.value,
-            target_user=token.owner,
-            target_serial=serial,
-            client=client,
-            details={"drift": decision.state.drift},
-        )
-    if not decision.accepted or not ok:
+    if not ok:
         raise CodeRejected(
             "the two codes were not accepted",
             hint="type two codes the token shows one after the other",

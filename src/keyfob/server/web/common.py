@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -112,17 +111,3 @@ def set_session_cookie(response: Response, request: Request, value: str, max_age
         secure=secure_cookies(request),
         path="/",
     )
-
-
-def login_csrf(request: Request, response: Response) -> str:
-    """Before sign-in there is no session: a double-submit cookie guards the login form."""
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookies(request),
-        path="/login",
-    )
-    return token

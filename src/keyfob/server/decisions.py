@@ -1,0 +1,81 @@
+"""Store a verification decision and audit it, in the caller's transaction — the one way every
+code-checking operation (enrolment, self-assignment, resync) records its outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from keyfob.otp.verify import Decision, resync
+from keyfob.server import auditlog
+from keyfob.server.context import ServerContext
+from keyfob.server.store import repo
+from keyfob.server.store.records import TokenRecord
+
+
+def apply_decision(
+    conn: Connection,
+    ctx: ServerContext,
+    token: TokenRecord,
+    decision: Decision,
+    *,
+    action: str,
+    actor: str,
+    client: str | None,
+    target_user: str | None,
+    extra: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """Compare-and-set the new state (plus ``extra`` columns when accepted) and write the audit
+    row; True only when the decision accepted AND the write won."""
+    ok = repo.apply_state(
+        conn,
+        token,
+        decision.state,
+        accepted_step=decision.step if decision.accepted else None,
+        now=ctx.now_dt(),
+        extra=extra if decision.accepted else None,
+    )
+    accepted = decision.accepted and ok
+    auditlog.record(
+        conn,
+        ctx,
+        actor=actor,
+        action=action,
+        outcome="success" if accepted else "failure",
+        reason=decision.reason.value,
+        target_user=target_user,
+        target_serial=token.serial,
+        client=client,
+        details={"token_id": token.id, "drift": decision.state.drift, **(details or {})},
+    )
+    return accepted
+
+
+def resync_codes(
+    conn: Connection,
+    ctx: ServerContext,
+    token: TokenRecord,
+    first_code: str,
+    second_code: str,
+    *,
+    actor: str,
+    client: str | None,
+) -> tuple[bool, Decision]:
+    """Two consecutive codes typed at once (admin or self-service)."""
+    secret = ctx.ring.open(token.secret_enc, token.id)
+    decision = resync(
+        token.params(secret), token.verification, first_code, second_code, ctx.now(), ctx.policy
+    )
+    ok = apply_decision(
+        conn,
+        ctx,
+        token,
+        decision,
+        action="token.resync",
+        actor=actor,
+        client=client,
+        target_user=token.owner,
+    )
+    return ok, decision
