@@ -45,9 +45,8 @@ def _panel(card: Card, shown: str, shown_at: float) -> Panel:
     table.add_row("model", f"{status['model']} ({status['family']})")
     table.add_row("serial", status["serial"])
     clock = datetime.fromtimestamp(status["clock"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    table.add_row(
-        "clock", f"{clock}  ({status['clock_offset']:+.1f} s, {status['drift_ppm']:g} ppm)"
-    )
+    offset = round(status["clock_offset"], 1) or 0.0  # no "-0.0"
+    table.add_row("clock", f"{clock}  ({offset:+.1f} s, {status['drift_ppm']:g} ppm)")
     visible = shown if time.time() - shown_at < 30 else "—"
     table.add_row("display", f"[bold]{visible}[/bold]")
     table.add_row("APDUs", str(status["apdus"]))
