@@ -356,3 +356,57 @@ def test_batch_of_five_with_an_interruption(emulator, tmp_path) -> None:
     assert sorted(r.serial for r in pskc.records) == serials
     for path in (out / "entra.csv", out / "tokens.pskcxml", journal):
         assert Path(path).stat().st_mode & 0o077 == 0
+
+
+def test_batch_enrols_on_the_server(emulator, server, tmp_path) -> None:
+    url, admin, _, _ = server
+    headers = {"Authorization": f"Bearer {admin}"}
+    for name in ("ann@example.com", "ben@example.com"):
+        assert (
+            httpx.post(f"{url}/api/v1/users", json={"username": name}, headers=headers).status_code
+            == 201
+        )
+    users = tmp_path / "staff.csv"
+    users.write_text("ann@example.com,Ann's fob\nben@example.com\n")
+    journal = tmp_path / "staff.journal"
+    serials = ["8659600000201", "8659600000202"]
+    proc = subprocess.Popen(
+        [
+            *KEYFOB,
+            "burn",
+            "batch",
+            str(users),
+            "--enroll",
+            url,
+            "--api-key",
+            admin,
+            "--journal",
+            str(journal),
+            "--no-check",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    on_reader = None
+    for i, serial in enumerate(serials):
+        if on_reader is not None:
+            on_reader.stop()
+        on_reader = emulator("--model", "miniOTP-2", "--serial", serial)
+        deadline = time.time() + 60
+        while not journal.exists() or journal.read_text().count('"status": "done"') < i + 1:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline
+            time.sleep(0.2)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "secret" not in journal.read_text()  # without --out the journal holds no secrets
+    for name, serial, label in (
+        ("ann@example.com", serials[0], "Ann's fob"),
+        ("ben@example.com", serials[1], "Hardware token"),
+    ):
+        methods = httpx.get(f"{url}/api/v1/users/{name}/tokens", headers=headers).json()["items"]
+        assert [(m["kind"], m["state"], m["serial"], m["label"]) for m in methods] == [
+            ("programmable", "active", serial, label)
+        ]
