@@ -146,22 +146,34 @@ def test_users_manage_only_their_own_methods(api, clock: Clock) -> None:
         "/api/v1/users/alice@example.com/tokens", json={"kind": "app"}, role=None, headers=alice
     )
     assert resp.status_code == 201
-    api.watch.secrets.add(resp.json()["secret"])
+    begun = resp.json()
+    api.watch.secrets.add(begun["secret"])
     resp = api.post(
         "/api/v1/users/bob@example.com/tokens", json={"kind": "app"}, role=None, headers=alice
     )
     assert resp.status_code == 403
     assert api.get("/api/v1/tokens", role=None, headers=alice).status_code == 403
     assert api.get("/api/v1/tokens", role="validate").status_code == 403
-    assert (
-        api.post(
-            "/api/v1/validate", json={"username": "a", "code": "1"}, role=None, headers=alice
-        ).status_code
-        == 403
+    resp = api.post(
+        "/api/v1/validate", json={"username": "a", "code": "1"}, role=None, headers=alice
     )
+    assert resp.status_code == 403
     bad = {"Authorization": "Basic " + base64.b64encode(b"alice@example.com:wrong").decode()}
     resp = api.get("/api/v1/users/alice@example.com/tokens", role=None, headers=bad)
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
+    # Her first method is set up with the password alone (the burner's --enroll does this)...
+    code = pyotp.parse_uri(begun["otpauth_uri"]).at(clock.now)
+    resp = api.post(
+        f"/api/v1/users/alice@example.com/tokens/{begun['id']}/verify",
+        json={"code": code},
+        role=None,
+        headers=alice,
+    )
+    assert resp.status_code == 200
+    # ...but once it is active, the password alone no longer opens the API.
+    resp = api.get("/api/v1/users/alice@example.com/tokens", role=None, headers=alice)
+    assert resp.status_code == 401
+    assert "second factor" in resp.json()["error"]["message"]
 
 
 OATH_CSV = """# serial, hex key, type, digits, period

@@ -12,6 +12,7 @@ from fastapi import Request
 from keyfob.server import accounts
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import Forbidden, Unauthorized
+from keyfob.server.store import repo
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,15 @@ def authenticate(request: Request) -> Principal:
             username, password = "", ""
         user = accounts.authenticate(ctx, username, password) if username else None
         if user is not None:
+            with ctx.engine.connect() as conn:
+                has_factor = bool(repo.active_tokens_of(conn, user.username)[1])
+            if has_factor:
+                # A password alone must not undo the second factor the web pages demand.
+                raise Unauthorized(
+                    "this account has a second factor, so its password alone is not enough "
+                    "for the API",
+                    hint="use the self-service web page, or ask an admin (API key)",
+                )
             return Principal("user", user.username, user.role)
     raise Unauthorized(
         "missing or invalid credentials",
