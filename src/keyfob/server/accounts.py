@@ -155,17 +155,13 @@ def set_password(
         )
 
 
-_DUMMY_HASH: dict[int, str] = {}
-
-
 def authenticate(ctx: ServerContext, username: str, password: str) -> UserRecord | None:
     """The user if the password matches and the account is enabled; same cost otherwise."""
     with ctx.engine.connect() as conn:
         found = repo.get_password_hash(conn, username)
     if found is None or found[1] is None:
-        dummy = _DUMMY_HASH.setdefault(0, ctx.hasher.hash(secrets.token_hex(16)))
         with contextlib.suppress(VerificationError, InvalidHashError):
-            ctx.hasher.verify(dummy, password)
+            ctx.hasher.verify(ctx.dummy_password_hash(), password)
         return None
     user, hashed = found
     try:

@@ -6,6 +6,7 @@ that tests can build several independent servers in one process and inject a clo
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,14 @@ class ServerContext:
     api_key_cache: dict[str, tuple[object, float]] = field(default_factory=dict)
 
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
+    _dummy_hash: str | None = None
+
+    def dummy_password_hash(self) -> str:
+        """A hash of nothing, made once: checking a password of an unknown user against it
+        costs what a real check costs, so timing does not tell which usernames exist."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        return self._dummy_hash
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
