@@ -3,12 +3,9 @@ the target token can hold — all before a single APDU is sent."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from keyfob.errors import KeyfobError
-from keyfob.formats import qr
-from keyfob.otp import Algorithm, Credential, OtpType, parse_payload, parse_secret
-from keyfob.otp.hotp import check_period
+from keyfob.formats.scan import credentials_from as scan_credentials
+from keyfob.otp import Algorithm, Credential, OtpType, parse_secret, pick_credential
 from keyfob.token.models import Family
 from keyfob.token.protocol import DIGIT_VALUES, MAX_SEED
 
@@ -40,49 +37,18 @@ def credential_from(
     elif not source:
         raise BurnRefused("nothing to burn", hint="give a QR image, an otpauth:// URI, - or --seed")
     else:
-        text = source.strip()
-        if "://" not in text and Path(text).is_file():
-            payloads = qr.decode_image(Path(text))
-        else:
-            payloads = [text]
-        creds: list[Credential] = []
-        for payload in payloads:
-            creds.extend(parse_payload(payload, allow_short=True))
-        cred = _pick(creds, account)
-    changes: dict[str, object] = {}
-    if algorithm is not None:
-        changes["algorithm"] = Algorithm.parse(algorithm)
-    if period is not None:
-        changes["period"] = check_period(period)
-    if digits is not None:
-        changes["digits"] = digits
-    if changes:
-        import dataclasses
-
-        cred = dataclasses.replace(cred, **changes)  # type: ignore[arg-type]
+        creds = scan_credentials(source.strip(), allow_short=True)
+        try:
+            cred = pick_credential(creds, account)
+        except KeyfobError as exc:  # several accounts, or none matching --account
+            raise BurnRefused(exc.message, hint=exc.hint) from None
+    cred = cred.with_overrides(algorithm=algorithm, digits=digits, period=period)
     if len(cred.secret) < MIN_SEED and not allow_short:
         raise BurnRefused(
             f"the secret is only {len(cred.secret)} bytes ({len(cred.secret) * 8} bits)",
             hint="RFC 4226 asks for at least 128 bits; pass --allow-short to burn it anyway",
         )
     return cred
-
-
-def _pick(creds: list[Credential], account: str | None) -> Credential:
-    if account is not None:
-        chosen = [c for c in creds if account.lower() in c.label.lower()]
-        if len(chosen) != 1:
-            raise BurnRefused(
-                f"{len(chosen)} accounts match {account!r}",
-                hint="accounts: " + ", ".join(repr(c.label) for c in creds),
-            )
-        return chosen[0]
-    if len(creds) > 1:
-        raise BurnRefused(
-            f"the QR code holds {len(creds)} accounts: " + ", ".join(repr(c.label) for c in creds),
-            hint="a token holds one; choose it with --account NAME",
-        )
-    return creds[0]
 
 
 def check_fits(cred: Credential, family: Family) -> None:

@@ -8,23 +8,15 @@ from typing import Annotated
 
 import typer
 
-from keyfob.cli.common import (
-    JsonOption,
-    credentials_from,
-    is_image_path,
-    parse_time,
-    pick_account,
-    print_json,
-    read_argument,
-)
+from keyfob.cli.common import JsonOption, parse_time, print_json, read_argument
 from keyfob.errors import KeyfobError
-from keyfob.otp import Algorithm, Credential, OtpType, parse_secret, time_step
-from keyfob.otp.hotp import check_digits, check_period
+from keyfob.formats.scan import credentials_from, is_image_path
+from keyfob.otp import Credential, OtpType, parse_secret, pick_credential, time_step
 
 
 def _credential(text: str, account: str | None, allow_short: bool) -> Credential:
     if "://" in text or is_image_path(text):
-        return pick_account(credentials_from(text, allow_short=allow_short), account)
+        return pick_credential(credentials_from(text, allow_short=allow_short), account)
     return Credential(secret=parse_secret(text, allow_short=allow_short))
 
 
@@ -63,19 +55,13 @@ def code(
     Options override what a URI says. A secret is read as base32 unless it can only be hex
     (prefix it with hex: or base32: to choose).
     """
-    cred = _credential(read_argument(source), account, allow_short)
-    changes: dict[str, object] = {}
-    if digits is not None:
-        changes["digits"] = check_digits(digits)
-    if algorithm is not None:
-        changes["algorithm"] = Algorithm.parse(algorithm)
-    if period is not None:
-        changes["period"] = check_period(period)
+    cred = _credential(read_argument(source), account, allow_short).with_overrides(
+        algorithm=algorithm, digits=digits, period=period
+    )
     if counter is not None:
         if counter < 0:
             raise KeyfobError(f"counter {counter} is negative", hint="counters start at 0")
-        changes["type"], changes["counter"] = OtpType.HOTP, counter
-    cred = dataclasses.replace(cred, **changes)  # type: ignore[arg-type]
+        cred = dataclasses.replace(cred, type=OtpType.HOTP, counter=counter)
     if cred.type is OtpType.HOTP:
         value = cred.code()
         if as_json:

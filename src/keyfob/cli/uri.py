@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from keyfob.cli.common import JsonOption, credentials_from, print_json, read_argument, warn
+from keyfob.cli.common import JsonOption, print_json, read_argument, warn
+from keyfob.formats.scan import credentials_from
 from keyfob.otp import Credential, OtpType, to_base32
 
 app = typer.Typer(help="Inspect otpauth:// and otpauth-migration:// URIs.", no_args_is_help=True)

@@ -3,7 +3,7 @@
 from keyfob.otp.credential import Credential, OtpType
 from keyfob.otp.hotp import Algorithm, hotp, match_counter, time_step, totp
 from keyfob.otp.migration import MigrationBatch, decode_migration, merge_batches
-from keyfob.otp.payload import PayloadKind, classify, parse_payload
+from keyfob.otp.payload import PayloadKind, classify, parse_payload, pick_credential
 from keyfob.otp.secret import (
     SecretEncoding,
     generate_secret,
@@ -31,6 +31,7 @@ __all__ = [
     "parse_otpauth",
     "parse_payload",
     "parse_secret",
+    "pick_credential",
     "time_step",
     "to_base32",
     "totp",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -39,6 +40,24 @@ class Credential:
     def __post_init__(self) -> None:
         check_digits(self.digits)
         check_period(self.period)
+
+    def with_overrides(
+        self,
+        *,
+        algorithm: str | None = None,
+        digits: int | None = None,
+        period: int | None = None,
+    ) -> Credential:
+        """The same credential with what the user typed on the command line winning over what
+        the URI said (checked like any other value)."""
+        changes: dict[str, object] = {}
+        if algorithm is not None:
+            changes["algorithm"] = Algorithm.parse(algorithm)
+        if digits is not None:
+            changes["digits"] = check_digits(digits)
+        if period is not None:
+            changes["period"] = check_period(period)
+        return dataclasses.replace(self, **changes) if changes else self  # type: ignore[arg-type]
 
     @property
     def label(self) -> str:

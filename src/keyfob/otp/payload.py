@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from keyfob.errors import MicrosoftPushQrError, UnsupportedPayloadError
+from keyfob.errors import KeyfobError, MicrosoftPushQrError, UnsupportedPayloadError
 from keyfob.otp.credential import Credential
 from keyfob.otp.migration import decode_migration
 from keyfob.otp.uri import parse_otpauth
@@ -80,3 +80,21 @@ def parse_payload(payload: str, *, allow_short: bool = False) -> list[Credential
         f"not an OTP QR code or URI: {shown!r}",
         hint="expected otpauth://totp/…, otpauth://hotp/… or otpauth-migration://…",
     )
+
+
+def pick_credential(creds: list[Credential], account: str | None) -> Credential:
+    """One credential: the only one, or the one whose label contains ``account``."""
+    labels = ", ".join(repr(c.label) for c in creds)
+    if account:
+        chosen = [c for c in creds if account.lower() in c.label.lower()]
+        if len(chosen) != 1:
+            raise KeyfobError(
+                f"{len(chosen)} accounts match {account!r}", hint=f"the payload holds: {labels}"
+            )
+        return chosen[0]
+    if len(creds) > 1:
+        raise KeyfobError(
+            f"the payload holds {len(creds)} accounts: {labels}",
+            hint="choose one with --account NAME",
+        )
+    return creds[0]

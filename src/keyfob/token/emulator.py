@@ -33,7 +33,7 @@ from keyfob.token.crypto import (
     molto2_key,
     payload_unpad,
 )
-from keyfob.token.models import Family, Model
+from keyfob.token.models import Family, Model, by_name
 
 SW_OK = p.Sw.OK.to_bytes(2, "big")
 _STEPS = {0x1E: 30, 0x3C: 60}
@@ -623,8 +623,6 @@ def create(
     cls = Molto2Token if model.family is Family.MOLTO2 else SingleProfileToken
     if state_file is not None and state_file.exists():
         data = json.loads(state_file.read_text())
-        from keyfob.token.models import by_name
-
         stored = by_name(data["model"])
         cls = Molto2Token if stored.family is Family.MOLTO2 else SingleProfileToken
         card = cls(stored, serial or data["serial"], host_clock=host_clock, state_file=state_file)

@@ -12,6 +12,7 @@ from keyfob.errors import KeyfobError
 from keyfob.server import accounts, enrolment
 from keyfob.server.validation import validate
 from keyfob.server.web.common import check_csrf, client, ctx_of, render, see_other, signed_in
+from keyfob.server.web.sessions import WebSession
 
 router = APIRouter()
 Field = Annotated[str, Form(max_length=1024)]
@@ -22,6 +23,19 @@ KIND_NAMES = {
     "programmable": "Programmable hardware token",
     "classic": "Hardware token",
 }
+
+
+def _set_up_again(request: Request, session: WebSession, exc: KeyfobError) -> Response:
+    """The enrolment is gone (expired or already done): say so and send the user back."""
+    return render(
+        request,
+        "message.html",
+        410,
+        session=session,
+        title="Set up again",
+        message=str(exc),
+        back="/",
+    )
 
 
 def _seconds_left(request: Request, view: dict) -> int:
@@ -81,15 +95,7 @@ def setup(request: Request, token_id: str) -> Response:
     try:
         view = enrolment.setup_view(ctx_of(request), session.user.username, token_id)
     except KeyfobError as exc:
-        return render(
-            request,
-            "message.html",
-            410,
-            session=session,
-            title="Set up again",
-            message=str(exc),
-            back="/",
-        )
+        return _set_up_again(request, session, exc)
     return render(
         request,
         "setup.html",
@@ -125,15 +131,7 @@ def verify(
         try:
             view = enrolment.setup_view(ctx, session.user.username, token_id)
         except KeyfobError:
-            return render(
-                request,
-                "message.html",
-                410,
-                session=session,
-                title="Set up again",
-                message=str(exc),
-                back="/",
-            )
+            return _set_up_again(request, session, exc)
         return render(
             request,
             "setup.html",
