@@ -102,17 +102,22 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate(ctx: ServerContext) -> None:
-    with ctx.engine.begin() as conn:
-        if ctx.engine.dialect.name == "postgresql":
-            conn.execute(
-                sa.text(
-                    "TRUNCATE web_sessions, audit, tokens, api_keys, radius_clients, users CASCADE"
-                )
-            )
-        else:
-            for table in ("web_sessions", "audit", "tokens", "api_keys", "radius_clients", "users"):
-                conn.execute(sa.text(f"DELETE FROM {table}"))
+_TABLES = (
+    "web_sessions, audit, tokens, api_keys, radius_clients, users, rate_events, server_nodes, "
+    "key_state"
+)
+
+
+def reset_postgres(url: str) -> None:
+    """Empty every table of the shared test database, before a test opens its context (a
+    previous test's sealing key id would otherwise refuse this test's new key file)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if sa.inspect(conn).has_table("key_state"):
+                conn.exec_driver_sql(f"TRUNCATE {_TABLES} CASCADE")
+    finally:
+        engine.dispose()
 
 
 def make_ctx(db: str, tmp_path: Any, clock: Clock, **overrides: Any) -> ServerContext:
@@ -134,9 +139,8 @@ def ctx(
         db = f"sqlite:///{tmp_path / 'keyfob.db'}"
     else:
         db = request.getfixturevalue("pg_database")
+        reset_postgres(db)
     context = make_ctx(db, tmp_path, clock)
-    if request.param == "postgresql":
-        _truncate(context)
     yield context
     with context.engine.connect() as conn:
         rows = conn.execute(sa.select(audit)).all()

@@ -19,6 +19,8 @@ from keyfob.server.context import open_context
 from keyfob.server.settings import Settings
 from keyfob.server.validation import validate
 
+from .conftest import reset_postgres
+
 
 def _enrolled(ctx, clock_now: float, user: str = "racer@example.com") -> pyotp.TOTP:
     accounts.create_user(ctx, user)
@@ -65,9 +67,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, deadline: float) -> None:
 
 def test_two_server_processes_on_one_postgresql(pg_database, tmp_path, leak_watch) -> None:
     key_file = tmp_path / "shared.key"
+    reset_postgres(pg_database)
     ctx = open_context(Settings(db=pg_database, key_file=key_file))
-    with ctx.engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE audit, tokens, api_keys, radius_clients, users CASCADE")
     now = time.time()
     if now % 30 > 25:  # keep the whole race inside one time step
         time.sleep(30 - now % 30 + 0.5)

@@ -1,39 +1,86 @@
-"""The master key: file created 0600, env override, AES-GCM bound to the token id, rotation."""
+"""The master key ring: file created 0600, env keys, AES-GCM bound to the token id, and rotation
+that never loses a key which sealed anything — beside running servers, killed at every step,
+retried, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
+import pyotp
 import pytest
 import sqlalchemy as sa
 
 from keyfob.server import accounts, enrolment
-from keyfob.server.context import open_context
+from keyfob.server.context import ServerContext, open_context
+from keyfob.server.errors import ServiceError
 from keyfob.server.keyrotation import rotate_key
+from keyfob.server.nodes import NodeHeartbeat
 from keyfob.server.settings import Settings
-from keyfob.server.store.keys import KeyRing, MasterKeyError
+from keyfob.server.store.keys import KeyRing, MasterKeyError, blob_kid, key_id, read_key_file
 from keyfob.server.store.schema import tokens
 from keyfob.server.validation import validate
 
-from .conftest import Clock
+from .conftest import Clock, reset_postgres
 
 
 def _ctx(tmp_path, clock, **kw):
     return open_context(Settings(db=f"sqlite:///{tmp_path / 'k.db'}", **kw), clock=clock)
 
 
-def _two_tokens(ctx, clock):
-    import pyotp
+class Fleet:
+    """Users enrolled with app tokens, each validated once per time step by whoever asks."""
 
-    accounts.create_user(ctx, "a@example.com")
-    out = []
-    for _ in range(2):
-        b = enrolment.begin(ctx, "a@example.com", "app", actor="t")
-        t = pyotp.parse_uri(b["otpauth_uri"])
-        enrolment.verify_enrolment(ctx, "a@example.com", b["id"], t.at(clock.now - 30), actor="t")
-        out.append((b["id"], t))
-    return out
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.users: dict[str, pyotp.TOTP] = {}
+
+    def enrol(self, ctx: ServerContext, n: int = 1) -> None:
+        for _ in range(n):
+            name = f"u{len(self.users)}@example.com"
+            accounts.create_user(ctx, name)
+            b = enrolment.begin(ctx, name, "app", actor="t")
+            totp = pyotp.parse_uri(b["otpauth_uri"])
+            enrolment.verify_enrolment(ctx, name, b["id"], totp.at(self.clock.now - 30), actor="t")
+            self.users[name] = totp
+
+    def all_validate(self, ctx: ServerContext) -> None:
+        """Every user's current code is accepted by ``ctx`` (the clock moves on a step first)."""
+        self.clock.advance(30)
+        refused = [
+            u for u, t in self.users.items() if not validate(ctx, u, t.at(self.clock.now)).accepted
+        ]
+        assert refused == []
+
+
+def _every_secret_opens(ctx: ServerContext) -> set[str]:
+    """Opens every stored secret with a freshly started ring; returns the key ids in use."""
+    fresh = open_context(ctx.settings, clock=ctx.clock)
+    with fresh.engine.connect() as conn:
+        rows = conn.execute(sa.select(tokens.c.id, tokens.c.secret_enc)).all()
+    for tid, blob in rows:
+        assert len(fresh.ring.open(bytes(blob), tid)) == 20
+    fresh.engine.dispose()
+    return {blob_kid(bytes(b)) for _, b in rows}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'k.db'}"
+    url = request.getfixturevalue("pg_database")
+    reset_postgres(url)
+    return url
+
+
+# --- the ring itself ------------------------------------------------------------------------
 
 
 def test_key_file_is_created_private_and_next_to_the_database(tmp_path) -> None:
@@ -42,66 +89,270 @@ def test_key_file_is_created_private_and_next_to_the_database(tmp_path) -> None:
     assert ctx.key_created and path.exists()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = _ctx(tmp_path, Clock())
-    assert not again.key_created and again.ring.current == ctx.ring.current
+    assert not again.key_created and again.ring.kids() == ctx.ring.kids()
 
 
-def test_env_master_key_wins(tmp_path) -> None:
-    key = os.urandom(32)
+def test_env_master_keys_win(tmp_path) -> None:
+    key, nxt = os.urandom(32), os.urandom(32)
     ctx = _ctx(tmp_path, Clock(), master_key=key.hex())
-    assert ctx.ring.current == key
+    assert ctx.ring.kids() == [key_id(key)]
     assert not (tmp_path / "k.key").exists()
+    both = _ctx(tmp_path, Clock(), master_key=f"{nxt.hex()},{key.hex()}")
+    assert set(both.ring.kids()) == {key_id(key), key_id(nxt)}
     with pytest.raises(MasterKeyError, match="not a 32-byte key"):
         _ctx(tmp_path, Clock(), master_key="abc")
 
 
+def test_a_server_without_the_sealing_key_refuses_to_start(tmp_path) -> None:
+    _ctx(tmp_path, Clock(), master_key=os.urandom(32).hex())
+    with pytest.raises(MasterKeyError, match="seals its secrets with master key") as info:
+        _ctx(tmp_path, Clock(), master_key=os.urandom(32).hex())
+    assert "KEYFOB_MASTER_KEY" in (info.value.hint or "")
+
+
 def test_ciphertext_is_bound_to_its_token(tmp_path) -> None:
-    ring = KeyRing(os.urandom(32))
+    ring = KeyRing.of(os.urandom(32))
     blob = ring.seal(b"secret-one", "token-a")
     assert ring.open(blob, "token-a") == b"secret-one"
     with pytest.raises(MasterKeyError, match="tampered or moved"):
         ring.open(blob, "token-b")
-    with pytest.raises(MasterKeyError, match="another master key"):
-        KeyRing(os.urandom(32)).open(blob, "token-a")
+    with pytest.raises(MasterKeyError, match="does not hold"):
+        KeyRing.of(os.urandom(32)).open(blob, "token-a")
 
 
 def test_swapped_rows_do_not_validate(tmp_path) -> None:
     clock = Clock()
     ctx = _ctx(tmp_path, clock)
-    (id1, _), (id2, _) = _two_tokens(ctx, clock)
+    Fleet(clock).enrol(ctx, 2)
     with ctx.engine.begin() as conn:
-        b1 = conn.execute(sa.select(tokens.c.secret_enc).where(tokens.c.id == id1)).scalar_one()
+        (_, b1), (id2, _) = conn.execute(sa.select(tokens.c.id, tokens.c.secret_enc)).all()
         conn.execute(sa.update(tokens).where(tokens.c.id == id2).values(secret_enc=b1))
     with pytest.raises(MasterKeyError):
-        validate(ctx, "a@example.com", "123456")
+        validate(ctx, "u1@example.com", "123456")
 
 
-def test_rotate_key_reencrypts_everything(tmp_path) -> None:
+def test_old_single_key_file_and_its_staged_key_both_open(tmp_path) -> None:
+    """keyfob before key ids wrote a bare key, and a ``.new`` beside it during a rotation; a
+    server may have sealed rows with either. Both load; a rotation folds them in, loses none."""
     clock = Clock()
     ctx = _ctx(tmp_path, clock)
-    pairs = _two_tokens(ctx, clock)
-    old_key = ctx.ring.current
-    with ctx.engine.connect() as conn:
-        before = dict(conn.execute(sa.select(tokens.c.id, tokens.c.secret_enc)).all())
-    assert rotate_key(ctx) == 2
-    fresh = _ctx(tmp_path, clock)  # a restart reads only the new key file
-    assert fresh.ring.current != old_key
-    assert not (tmp_path / "k.key.new").exists()
-    with fresh.engine.connect() as conn:
-        after = dict(conn.execute(sa.select(tokens.c.id, tokens.c.secret_enc)).all())
-    assert all(after[i] != before[i] and fresh.ring.is_current(after[i]) for i in before)
-    clock.advance(30)
-    assert validate(fresh, "a@example.com", pairs[0][1].at(clock.now)).accepted
+    fleet = Fleet(clock)
+    fleet.enrol(ctx, 1)
+    path = tmp_path / "k.key"
+    ((old_kid, old_key),) = read_key_file(path).items()
+    path.write_text(old_key.hex() + "\n")  # the old format: one bare key
+    staged = os.urandom(32)
+    path.with_name("k.key.new").write_text(staged.hex() + "\n")
+    legacy = _ctx(tmp_path, clock)
+    legacy.ring.preferred = key_id(staged)
+    with legacy.engine.begin() as conn:  # as the old server did: sealed with the staged key
+        conn.execute(sa.text("UPDATE key_state SET current_kid = :k"), {"k": key_id(staged)})
+    fleet.enrol(legacy, 1)
+    assert _every_secret_opens(legacy) == {old_kid, key_id(staged)}
+    report = rotate_key(legacy, wait=0)
+    assert report.reencrypted == 2 and set(report.dropped) == {old_kid, key_id(staged)}
+    assert not path.with_name("k.key.new").exists()
+    assert _every_secret_opens(legacy) == {report.new_kid}
+    fleet.all_validate(_ctx(tmp_path, clock))
 
 
-def test_interrupted_rotation_still_opens_every_row(tmp_path) -> None:
+# --- rotation beside a running server -------------------------------------------------------
+
+
+def test_rotation_beside_a_running_server(db_url, tmp_path) -> None:
+    """A server started before the rotation goes on validating, enrols with the new key, and
+    a second rotation (which prunes the first key) loses nothing it sealed."""
     clock = Clock()
-    ctx = _ctx(tmp_path, clock)
-    _two_tokens(ctx, clock)
-    # a crash after the new key was staged but before any row changed
-    (tmp_path / "k.key.new").write_text(os.urandom(32).hex() + "\n")
-    restarted = _ctx(tmp_path, clock)
-    with restarted.engine.connect() as conn:
-        for tid, blob in conn.execute(sa.select(tokens.c.id, tokens.c.secret_enc)):
-            assert len(restarted.ring.open(blob, tid)) == 20
-    assert rotate_key(restarted) == 2
-    assert not (tmp_path / "k.key.new").exists()
+    settings = Settings(db=db_url, key_file=tmp_path / "shared.key")
+    server = open_context(settings, clock=clock)
+    fleet = Fleet(clock)
+    fleet.enrol(server, 2)
+    admin = open_context(settings, clock=clock)  # the CLI, another process in real life
+    first = rotate_key(admin, wait=0)
+    assert first.reencrypted == 2 and len(first.dropped) == 1
+    fleet.all_validate(server)  # the running server learns the new key from the file
+    fleet.enrol(server, 1)  # ... and seals with it, not with the key the rotation dropped
+    assert _every_secret_opens(server) == {first.new_kid}
+    second = rotate_key(admin, wait=0)
+    assert second.reencrypted == 3 and second.dropped == [first.new_kid]
+    fleet.all_validate(server)
+    fleet.enrol(server, 1)
+    assert _every_secret_opens(server) == {second.new_kid}
+    assert list(read_key_file(tmp_path / "shared.key")) == [second.new_kid]
+
+
+def test_rotation_waits_for_servers_that_cannot_hold_the_new_key(db_url, tmp_path) -> None:
+    """Servers with keys from the environment cannot learn a new key: rotate-key refuses and
+    changes nothing until they run with both keys."""
+    clock = Clock()
+    old, new = os.urandom(32), os.urandom(32)
+    settings = Settings(db=db_url, master_key=old.hex(), node_heartbeat=0.1)
+    server = open_context(settings, clock=clock)
+    fleet = Fleet(clock)
+    fleet.enrol(server, 2)
+    beat = NodeHeartbeat(server)
+    beat.start()
+    try:
+        with pytest.raises(ServiceError, match="do not hold the new master key") as info:
+            rotate_key(open_context(settings, clock=clock), new_env_key=new.hex(), wait=0.5)
+        assert "KEYFOB_MASTER_KEY=<new>,<old>" in (info.value.hint or "")
+        assert _every_secret_opens(server) == {key_id(old)}
+    finally:
+        beat.stop()
+    both = Settings(db=db_url, master_key=f"{new.hex()},{old.hex()}", node_heartbeat=0.1)
+    restarted = open_context(both, clock=clock)
+    beat = NodeHeartbeat(restarted)
+    beat.start()
+    try:
+        report = rotate_key(open_context(settings, clock=clock), new_env_key=new.hex(), wait=5)
+        assert report.reencrypted == 2 and report.still_in_env == [key_id(old)]
+        fleet.all_validate(restarted)
+        fleet.enrol(restarted, 1)
+        assert _every_secret_opens(restarted) == {key_id(new)}
+    finally:
+        beat.stop()
+
+
+# --- kill -9 at every step ------------------------------------------------------------------
+
+
+def _rotate_in_subprocess(db_url: str, key_file: Path, crash_at: str | None) -> int:
+    env = dict(os.environ, KEYFOB_KEY_FILE=str(key_file))
+    env.pop("KEYFOB_CRASHPOINT", None)
+    if crash_at:
+        env["KEYFOB_CRASHPOINT"] = crash_at
+    cmd = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
+    proc = subprocess.run(
+        [*cmd, "admin", "--db", db_url, "rotate-key", "--wait", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, -9), proc.stderr
+    return proc.returncode
+
+
+@pytest.mark.parametrize("step", ["key-added", "resealed", "switched", "pruned"])
+def test_rotation_killed_at_every_step_then_retried(db_url, tmp_path, step) -> None:
+    """``kill -9`` at a step, a running server enrols someone, killed again at the same step
+    (the case that once overwrote a staged key), then a clean retry: nothing is lost."""
+    clock = Clock()
+    key_file = tmp_path / "k.key"
+    server = open_context(Settings(db=db_url, key_file=key_file), clock=clock)
+    fleet = Fleet(clock)
+    fleet.enrol(server, 2)
+    for _ in range(2):
+        assert _rotate_in_subprocess(db_url, key_file, step) == -9
+        _every_secret_opens(server)
+        fleet.all_validate(server)
+        fleet.enrol(server, 1)
+    assert _rotate_in_subprocess(db_url, key_file, None) == 0
+    kids = _every_secret_opens(server)
+    assert len(kids) == 1 and list(read_key_file(key_file)) == list(kids)
+    fleet.all_validate(server)
+    fleet.all_validate(open_context(server.settings, clock=clock))
+
+
+# --- the same with real processes: `keyfob serve` and `keyfob admin rotate-key` --------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(db_url: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    cmd = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
+    proc = subprocess.Popen(
+        [*cmd, "serve", "--db", db_url, "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not come up")
+
+
+def test_rotate_key_command_beside_a_serving_process(db_url, tmp_path, leak_watch) -> None:
+    key_file = tmp_path / "srv.key"
+    env = dict(os.environ, KEYFOB_KEY_FILE=str(key_file), KEYFOB_NODE_HEARTBEAT="0.2")
+    setup = open_context(Settings(db=db_url, key_file=key_file))
+    _, api_key = accounts.create_api_key(setup, "rotation-test", "admin")
+    leak_watch.secrets.add(api_key)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    proc, url = _start_server(db_url, env)
+    users: dict[str, tuple[pyotp.TOTP, int]] = {}  # user -> (totp, next step offset to use)
+
+    def enrol(name: str) -> None:
+        assert (
+            httpx.post(f"{url}/api/v1/users", headers=auth, json={"username": name}).status_code
+            == 201
+        )
+        b = httpx.post(
+            f"{url}/api/v1/users/{name}/tokens", headers=auth, json={"kind": "app"}
+        ).json()
+        leak_watch.secrets.add(b["secret"])
+        totp = pyotp.parse_uri(b["otpauth_uri"])
+        code = totp.at(time.time() - 30)
+        leak_watch.codes.add(code)
+        r = httpx.post(
+            f"{url}/api/v1/users/{name}/tokens/{b['id']}/verify", headers=auth, json={"code": code}
+        )
+        assert r.status_code == 200, r.text
+        users[name] = (totp, 0)
+
+    def everyone_validates() -> None:
+        for name, (totp, offset) in users.items():
+            code = totp.at(time.time() + 30 * offset)  # one step further each time: no replay
+            leak_watch.codes.add(code)
+            r = httpx.post(
+                f"{url}/api/v1/validate", headers=auth, json={"username": name, "code": code}
+            )
+            assert r.json() == {"result": "accept"}, (name, r.text)
+            users[name] = (totp, offset + 1)
+
+    def rotate() -> dict[str, object]:
+        cmd = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
+        out = subprocess.run(
+            [*cmd, "admin", "--db", db_url, "rotate-key", "--wait", "20"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    try:
+        enrol("a@example.com")
+        enrol("b@example.com")
+        first = rotate()
+        assert first["reencrypted"] == 2
+        everyone_validates()
+        enrol("c@example.com")  # sealed by the running server after the rotation
+        second = rotate()
+        assert second["reencrypted"] == 3 and second["dropped_keys"] == [first["key_id"]]
+        everyone_validates()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+        leak_watch.log.write(out or "")
+    proc, url = _start_server(db_url, env)  # a restart reads only what is in the key file
+    try:
+        everyone_validates()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)

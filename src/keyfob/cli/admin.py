@@ -33,7 +33,9 @@ ACTOR = "cli:" + os.environ.get("USER", "admin")
 def _options(
     ctx: typer.Context,
     db: Annotated[str, typer.Option("--db", envvar="KEYFOB_DB", help="Database URL.")] = DEFAULT_DB,
-    key_file: Annotated[Path | None, typer.Option(help="Master key file.")] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(envvar="KEYFOB_KEY_FILE", help="Master key file.")
+    ] = None,
 ) -> None:
     ctx.obj = {"db": db, "key_file": key_file}
 
@@ -295,7 +297,23 @@ def tokens_resync(ctx: typer.Context, serial: str, code1: str, code2: str) -> No
 
 
 @app.command("rotate-key")
-def rotate(ctx: typer.Context) -> None:
-    """Re-encrypt every stored secret under a new master key, in one transaction."""
-    count = rotate_key(_context(ctx), new_env_key=os.environ.get("KEYFOB_NEW_MASTER_KEY"))
-    typer.echo(json.dumps({"reencrypted": count}))
+def rotate(
+    ctx: typer.Context,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for every running server to hold the new key before "
+            "refusing (servers on the same key file pick it up within one heartbeat)."
+        ),
+    ] = 30.0,
+) -> None:
+    """Re-encrypt every stored secret under a new master key; safe while servers run.
+
+    The new key is added to the key file (old keys stay until no row needs them), every live
+    server must hold it, then one transaction switches and re-encrypts. Killed at any point,
+    run it again. With KEYFOB_MASTER_KEY, give the new key in KEYFOB_NEW_MASTER_KEY and start
+    the servers with KEYFOB_MASTER_KEY=<new>,<old> first."""
+    report = rotate_key(
+        _context(ctx), new_env_key=os.environ.get("KEYFOB_NEW_MASTER_KEY"), wait=wait
+    )
+    typer.echo(json.dumps(report.as_dict()))

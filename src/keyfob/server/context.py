@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Engine
 
 from keyfob.otp.verify import Policy
 from keyfob.server.settings import Settings
+from keyfob.server.store import keystate
 from keyfob.server.store.db import make_engine, migrate
-from keyfob.server.store.keys import KeyRing, load_or_create
+from keyfob.server.store.keys import KeyRing, MasterKeyError, load_or_create
 
 
 @dataclass
@@ -57,6 +58,22 @@ class ServerContext:
         with self._write_lock, self.engine.begin() as conn:
             yield conn
 
+    def sealing_kid(self, conn: Connection) -> str:
+        """The key id the database seals with, locked against a rotation until ``conn`` ends.
+
+        Every secret must be sealed under this id inside the transaction that stores it; the
+        lock is what lets a rotation be sure it re-encrypted everything (store/keystate.py)."""
+        kid = keystate.lock_current_kid(conn, exclusive=False)
+        if kid is None:
+            keystate.init_current_kid(conn, self.ring.preferred, self.now_dt())
+            kid = keystate.lock_current_kid(conn, exclusive=False)
+        assert kid is not None
+        return kid
+
+    def seal(self, conn: Connection, plaintext: bytes, aad: str) -> bytes:
+        """Encrypt a secret for a row written in ``conn``'s transaction."""
+        return self.ring.seal(plaintext, aad, self.sealing_kid(conn))
+
     def now(self) -> float:
         return self.clock()
 
@@ -72,7 +89,7 @@ def open_context(
         migrate(engine)
     env_key = settings.master_key.get_secret_value() if settings.master_key else None
     ring, created = load_or_create(settings.resolved_key_file(), env_key)
-    return ServerContext(
+    ctx = ServerContext(
         settings=settings,
         engine=engine,
         ring=ring,
@@ -80,3 +97,19 @@ def open_context(
         clock=clock,
         key_created=created,
     )
+    _check_sealing_key(ctx)
+    return ctx
+
+
+def _check_sealing_key(ctx: ServerContext) -> None:
+    """Refuse to start without the key the database seals with: such a server could neither
+    open the secrets nor store new ones, and would answer every login with an error."""
+    with ctx.begin() as conn:
+        kid = ctx.sealing_kid(conn)
+    if not ctx.ring.holds(kid):
+        raise MasterKeyError(
+            f"this database seals its secrets with master key {kid}, which "
+            f"{ctx.ring.describe} does not hold (it holds {', '.join(ctx.ring.kids())})",
+            hint="start with the key file this database was created or rotated with, or put "
+            "that key into KEYFOB_MASTER_KEY",
+        )

@@ -100,7 +100,7 @@ def begin(
                 "algorithm": alg.value,
                 "digits": digits,
                 "period": period,
-                "secret_enc": ctx.ring.seal(secret, token_id),
+                "secret_enc": ctx.seal(conn, secret, token_id),
                 "owner_id": user.id,
                 "label": label,
                 "state": "pending",

@@ -108,6 +108,7 @@ def import_seeds(
     report.rows += [ImportRow(w.where, None, "warning", w.message) for w in parsed.warnings]
     now_dt = ctx.now_dt()
     with ctx.begin() as conn:
+        kid = ctx.sealing_kid(conn)  # once: every row of this transaction seals with it
         existing = repo.serials_present(conn, [r.serial for r in parsed.records])
         upns = {r.upn for r in parsed.records if r.upn}
         known_users = {u: repo.get_user(conn, u) for u in upns}
@@ -143,7 +144,7 @@ def import_seeds(
                     "algorithm": rec.algorithm.value,
                     "digits": rec.digits,
                     "period": rec.period,
-                    "secret_enc": ctx.ring.seal(rec.secret, token_id),
+                    "secret_enc": ctx.ring.seal(rec.secret, token_id, kid),
                     "owner_id": None,
                     "label": "",
                     "state": "active",

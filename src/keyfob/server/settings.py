@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     window: int = Field(1, ge=0, le=10)
     resync_window: int = Field(120, ge=1, le=2880)
     lockout_threshold: int = Field(5, ge=1, le=100)
+    # A running server records itself and the master keys it holds this often (seconds), so
+    # that rotate-key can refuse to switch to a key some live server cannot open.
+    node_heartbeat: float = Field(10.0, ge=0.05, le=3600)
 
     def policy(self) -> Policy:
         return Policy(

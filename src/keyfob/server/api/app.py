@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +23,7 @@ from keyfob.errors import KeyfobError
 from keyfob.server.api.routes import _ImportFailed, router
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
+from keyfob.server.nodes import NodeHeartbeat
 from keyfob.server.web import admin_pages, auth_pages, self_service
 from keyfob.server.web.common import HERE as WEB_DIR
 from keyfob.server.web.common import CsrfError, Redirect
@@ -127,8 +131,20 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While serving, check in as a live server holding these master keys (nodes.py)."""
+    heartbeat = NodeHeartbeat(app.state.ctx)
+    await asyncio.to_thread(heartbeat.start)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(heartbeat.stop)
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="keyfob",
         version=__version__,
         description="MFA server for hardware OTP tokens: validation, enrolment, "

@@ -132,6 +132,7 @@ api_keys = Table(
     Column("hash", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),  # set once; a revoked key never works
 )
 
 radius_clients = Table(
@@ -160,4 +161,44 @@ web_sessions = Table(
     Column("csrf", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+
+# --- master keys (ids only, never key material) --------------------------------------------
+# One row: the id of the key every new secret is sealed with. Sealing reads it in the sealing
+# transaction (FOR SHARE on PostgreSQL), and rotate-key changes it in the re-encrypting
+# transaction (FOR UPDATE), so no secret is ever sealed with a key that a rotation retires.
+key_state = Table(
+    "key_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("current_kid", String(8), nullable=False),  # hex of the 4-byte key id
+    Column("changed_at", UTCDateTime(), nullable=False),
+)
+
+# Every running server process, with the key ids it holds: rotate-key refuses to switch to a
+# key that a live server cannot open, instead of leaving that server answering errors.
+server_nodes = Table(
+    "server_nodes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False, index=True),
+    Column("key_ids", String(255), nullable=False),  # comma-separated hex key ids
+)
+
+# --- rate limiting, shared by every worker and node ------------------------------------------
+# One row per failed attempt in a bucket ("u:<user>|<address>", "a:<address>"…); rows older
+# than the window are deleted as the limiter goes.
+rate_events = Table(
+    "rate_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("bucket", String(320), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_rate_events_bucket_at", "bucket", "at"),
 )
