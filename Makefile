@@ -35,6 +35,7 @@ system-deps:
 
 ## Speed benchmarks; results land in bench/results/.
 bench: $(TESTSTAMP)
+	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_otp.py
 	$(BIN)/python bench/bench_server.py
 
