@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "keyfob"
-# Lower number = lower layer (design §2). Same-rank packages must not import each other.
+# Lower number = lower layer (docs/design.md §2). Same-rank packages must not import each other.
 RANK = {
     "errors": 0,
     "otp": 1,

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from keyfob.burn.burner import BurnFailed, BurnOptions, ask_and_check, burn
+from keyfob.burn.burner import BurnOptions, ask_and_check, burn
 from keyfob.burn.check import check_code
-from keyfob.burn.source import BurnRefused, check_fits, credential_from
+from keyfob.burn.errors import BurnRefused, SeedErased, TokenKeptLeaving
+from keyfob.burn.source import check_fits, credential_from
 from keyfob.errors import MicrosoftPushQrError
 from keyfob.formats import qr
 from keyfob.otp import Algorithm, Credential, hotp
-from keyfob.token.connection import MemoryConnection
 from keyfob.token.emulator import create
 from keyfob.token.errors import UnknownModel
+from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import Family, by_name
+from keyfob.token.protocol import Ins
 
 T = 1_700_000_000
 URI = "otpauth://totp/ACME:alice@acme.example?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ACME"
@@ -119,14 +121,40 @@ def test_link_lost_during_seed_write_is_retried() -> None:
 def test_restricted_token_left_without_seed_says_so() -> None:
     clock, card, conn = token("OTPC-P2")
     card.faults.drop_ins = 0xC5  # every seed write is lost
-    with pytest.raises(BurnFailed) as err:
+    with pytest.raises(SeedErased) as err:
         burn(conn, credential_from(URI), BurnOptions(), ScriptedUi(), clock)
+    assert (err.value.model, err.value.attempts, err.value.serial) == ("OTPC-P2-i", 4, card.serial)
     assert "seed is now ERASED" in str(err.value)
     assert "burning again fixes it" in str(err.value)
     assert card.seed is None
     card.faults.drop_ins = None
     burn(conn, credential_from(URI), BurnOptions(), ScriptedUi(), clock)
     assert card.seed
+
+
+class LeavesForGood(MemoryConnection):
+    """After the first lost link the token never answers again (every get-info is lost)."""
+
+    def reconnect(self) -> None:
+        self.card.faults.drop_ins = Ins.GET_INFO
+
+
+def test_an_erased_seed_is_reported_even_when_later_attempts_fail_earlier() -> None:
+    clock, card, _ = token("OTPC-P2")
+    card.faults.drop_on = 5  # the first attempt erases the seed with its clock write, then drops
+    with pytest.raises(SeedErased) as err:
+        burn(LeavesForGood(card), credential_from(URI), BurnOptions(), ScriptedUi(), clock)
+    assert (err.value.attempts, card.seed) == (4, None)
+
+
+def test_a_token_that_keeps_leaving_before_any_write_changed_nothing() -> None:
+    clock, card, conn = token("OTPC-P2")
+    seed = card.seed
+    card.faults.drop_ins = Ins.GET_CHALLENGE
+    with pytest.raises(TokenKeptLeaving) as err:
+        burn(conn, credential_from(URI), BurnOptions(retries=1), ScriptedUi(), clock)
+    assert (err.value.attempts, err.value.serial) == (2, card.serial)
+    assert "nothing was changed" in str(err.value) and card.seed == seed
 
 
 def test_unknown_model_is_refused() -> None:

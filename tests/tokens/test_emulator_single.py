@@ -1,4 +1,4 @@
-"""The single-profile emulator, row by row of token-protocol.md §6.1."""
+"""The single-profile emulator, row by row of docs/token-protocol.md §6.1."""
 
 from __future__ import annotations
 

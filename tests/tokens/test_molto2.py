@@ -1,4 +1,4 @@
-"""The Molto2 emulator (token-protocol.md §5, §6.2), driven through Molto2Session."""
+"""The Molto2 emulator (docs/token-protocol.md §5, §6.2), driven through Molto2Session."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 
 from keyfob.otp import Algorithm, hotp
 from keyfob.token import protocol as p
-from keyfob.token.connection import MemoryConnection
 from keyfob.token.crypto import molto2_key
 from keyfob.token.emulator import MOLTO2_AUTH_TRIES, Molto2Token, create
 from keyfob.token.errors import AuthenticationFailed, NeedsButton, NotAuthenticated, TokenError
+from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
 from keyfob.token.session import Molto2Session
 

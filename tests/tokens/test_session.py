@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from keyfob.otp import Algorithm, hotp
-from keyfob.token.connection import MemoryConnection
 from keyfob.token.emulator import create
 from keyfob.token.errors import AuthenticationFailed, BadData, NotAuthenticated, TransportLost
+from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
 from keyfob.token.session import SingleProfileSession
 

@@ -1,4 +1,4 @@
-"""Every vector of token-protocol.md §10.1 and §10.2, byte for byte."""
+"""Every vector of docs/token-protocol.md §10.1 and §10.2, byte for byte."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ staff in one sitting — resumable, and never one serial for two users."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import os
@@ -12,22 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyfob.burn.burner import BurnFailed, BurnOptions, ask_and_check, burn
 from keyfob.burn.enroll import EnrollClient
+from keyfob.burn.errors import NoNewToken, UsersFileError
+from keyfob.burn.flow import Enrol, TokenJob, burn_token
 from keyfob.burn.journal import Journal
 from keyfob.burn.ui import Ui
-from keyfob.errors import KeyfobError
 from keyfob.formats.csvseeds import write_entra_csv
 from keyfob.formats.pskc import write_pskc
 from keyfob.formats.seeds import SeedRecord
-from keyfob.otp import Algorithm, Credential, generate_secret, parse_secret
+from keyfob.otp import Algorithm, Credential, generate_secret
 from keyfob.token.connection import Connection
-from keyfob.token.errors import TransportLost
+from keyfob.token.errors import NoReader, TransportLost
 from keyfob.token.session import SingleProfileSession
-
-
-class BatchError(KeyfobError):
-    code = "batch"
 
 
 @dataclass(frozen=True)
@@ -51,16 +48,17 @@ def read_users(path: Path) -> list[Row]:
                 continue
             user = cols[0]
             if user.casefold() in seen:
-                raise BatchError(
-                    f"{path.name} line {number}: {user} already appears on line "
-                    f"{seen[user.casefold()]}"
+                raise UsersFileError(
+                    f"{user} already appears on line {seen[user.casefold()]}",
+                    file=path.name,
+                    line=number,
                 )
             seen[user.casefold()] = number
             rows.append(
                 Row(user, cols[1] if len(cols) > 1 and cols[1] else "Hardware token", number)
             )
     if not rows:
-        raise BatchError(f"{path.name} names no users")
+        raise UsersFileError("it names no users", file=path.name)
     return rows
 
 
@@ -81,13 +79,17 @@ def _next_token(
     opts: BatchOptions,
     ui: Ui,
 ) -> tuple[Connection, str]:
-    """Wait for a token whose serial is new (not the one just burned, not one in the journal)."""
+    """Wait for a token whose serial is new (not the one just burned, not one in the journal).
+
+    Only "no token (or reader) yet" is waited out; anything else ``connect`` raises — above all
+    :class:`~keyfob.burn.errors.ReaderUnavailable` when pcscd or pyscard is missing — ends the
+    wait at once, because no token could ever arrive."""
     deadline = time.monotonic() + opts.wait_timeout
     told: str | None = None
     while time.monotonic() < deadline:
         try:
             conn = connect()
-        except (TransportLost, KeyfobError):
+        except (TransportLost, NoReader):
             time.sleep(opts.poll)
             continue
         try:
@@ -105,10 +107,7 @@ def _next_token(
             ui.say(f"token {serial} is {why}: put the next token on the reader")
             told = serial
         time.sleep(opts.poll)
-    raise BatchError(
-        "no new token came to the reader in time",
-        hint="re-run the same command to continue where it stopped",
-    )
+    raise NoNewToken(waited=opts.wait_timeout)
 
 
 def run_batch(
@@ -120,6 +119,7 @@ def run_batch(
     *,
     enroll: EnrollClient | None = None,
     on_row: Callable[[Row, dict[str, Any]], None] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> list[dict[str, Any]]:
     """Burn every row the journal has not done yet; returns the journal entries of this run."""
     done = journal.done()
@@ -131,7 +131,7 @@ def run_batch(
         ui.say(f"{row.user}: waiting for a token…")
         conn, serial = _next_token(connect, journal, last, opts, ui)
         try:
-            entry = _one(row, conn, serial, journal, ui, opts, enroll)
+            entry = _one(row, conn, serial, journal, ui, opts, enroll, clock)
         finally:
             conn.close()
         last = serial
@@ -149,54 +149,34 @@ def _one(
     ui: Ui,
     opts: BatchOptions,
     enroll: EnrollClient | None,
+    clock: Callable[[], float],
 ) -> dict[str, Any]:
-    token_id = None
+    """The shared per-token flow (``flow.burn_token``) on the token found, then the journal."""
+    source: Credential | Enrol
     if enroll is not None:
-        begun = enroll.begin(
-            row.user, row.label, period=opts.period, algorithm=opts.algorithm.value
-        )
-        token_id = begun["id"]
-        secret = parse_secret(begun["secret"], "base32")
+        source = Enrol(enroll, row.user, row.label, opts.algorithm, opts.period)
     else:
-        secret = generate_secret(opts.algorithm)
-    cred = Credential(
-        secret=secret,
-        issuer="keyfob",
-        account=row.user,
-        algorithm=opts.algorithm,
-        period=opts.period,
-    )
-    try:
-        result = burn(conn, cred, BurnOptions(), ui)
-        if result.serial != serial:
-            raise BurnFailed("the token changed during the burn", hint="burn again")
-        if opts.check:
-            check, code = ask_and_check(cred, ui)
-            if not check.ok:
-                raise BurnFailed(
-                    f"{row.user}: the code typed does not match the token",
-                    hint="check the token and re-run; this row is not done",
-                )
-        else:
-            code = cred.code(at=time.time())
-        if enroll is not None and token_id is not None:
-            enroll.verify(row.user, token_id, code, serial)
-    except BaseException:
-        if enroll is not None and token_id is not None:
-            enroll.cancel(row.user, token_id)
-        raise
+        source = Credential(
+            secret=generate_secret(opts.algorithm),
+            issuer="keyfob",
+            account=row.user,
+            algorithm=opts.algorithm,
+            period=opts.period,
+        )
+    job = TokenJob(source, check=opts.check, expect_serial=serial)
+    outcome = burn_token(job, lambda: contextlib.nullcontext(conn), ui, clock)
     entry = {
         "user": row.user,
         "serial": serial,
-        "model": result.model,
+        "model": outcome.burned.model,
         "status": "done",
-        "period": opts.period,
-        "algorithm": opts.algorithm.value,
+        "period": outcome.credential.period,
+        "algorithm": outcome.credential.algorithm.value,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "clock_offset_before": result.clock_offset_before,
+        "clock_offset_before": outcome.burned.clock_offset_before,
         "enrolled": enroll is not None,
     }
-    journal.record(entry, secret)
+    journal.record(entry, outcome.credential.secret)
     ui.say(f"{row.user}: token {serial} burned" + (" and enrolled" if enroll else ""))
     return entry
 

@@ -11,9 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keyfob.burn.check import CheckResult, check_code
-from keyfob.burn.source import BurnRefused, check_fits
+from keyfob.burn.errors import (
+    BurnFailed,
+    BurnRefused,
+    SeedErased,
+    TokenKeptLeaving,
+    TokenSwapped,
+)
+from keyfob.burn.source import check_fits
 from keyfob.burn.ui import Ui
-from keyfob.errors import KeyfobError
 from keyfob.otp import Credential
 from keyfob.token.connection import Connection
 from keyfob.token.crypto import MOLTO2_DEFAULT_CUSTOMER_KEY
@@ -23,10 +29,6 @@ from keyfob.token.session import Molto2Session, SingleProfileSession
 
 RETRIES = 3
 CLOCK_TOLERANCE = 2  # seconds between the clock we wrote and the one we read back
-
-
-class BurnFailed(KeyfobError):
-    code = "burn_failed"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class BurnOptions:
     retries: int = RETRIES
 
 
+@dataclass
+class _Progress:
+    """What the attempts so far did to the token. It outlives each attempt so that the final
+    error tells the truth: a seed erased by the first attempt is still erased when the last one
+    fails before reaching the clock write."""
+
+    attempts: int = 0
+    serial: str | None = None
+    erased_on: str | None = None  # the model whose clock write erased the seed, until one is back
+
+
 def burn(
     conn: Connection,
     cred: Credential,
@@ -59,83 +72,84 @@ def burn(
 ) -> BurnResult:
     """Write ``cred`` into the token on ``conn``; raises on anything but a confirmed burn."""
     check_fits(cred, opts.family)
-    attempt = 0
+    progress = _Progress()
     while True:
+        progress.attempts += 1
         try:
             if opts.family is Family.MOLTO2:
                 return _burn_molto2(conn, cred, opts, ui, clock)
-            return _burn_single(conn, cred, ui, clock)
+            return _burn_single(conn, cred, ui, clock, progress)
         except TransportLost as exc:
-            erased = getattr(exc, "seed_erased", None)
-            if attempt >= opts.retries:
-                message = f"the token kept leaving the reader ({attempt + 1} attempts)"
-                if erased:
-                    raise BurnFailed(
-                        f"{message}; the token's seed is now ERASED: on the {erased} writing "
-                        "the clock erases the seed, and the new seed never arrived",
-                        hint="burning again fixes it — hold the token flat and still on the reader",
-                    ) from None
-                raise BurnFailed(
-                    message, hint="nothing was changed; hold the token still and burn again"
-                ) from None
-            attempt += 1
+            if progress.attempts > opts.retries:
+                raise _gave_up(progress) from None
             ui.warn(
                 f"lost the token ({exc.message}); hold the token still — retrying "
-                f"({attempt}/{opts.retries})"
+                f"({progress.attempts}/{opts.retries})"
             )
             # the next attempt reports it
             with contextlib.suppress(TransportLost):
                 conn.reconnect()
+        except TokenError as exc:
+            if progress.erased_on is None:
+                raise
+            raise _erased(progress, f"the burn failed ({exc.message})") from None
+
+
+def _gave_up(progress: _Progress) -> BurnFailed:
+    """The error after the last lost link: erased seed or not is what the person must know."""
+    if progress.erased_on is not None:
+        cause = f"the token kept leaving the reader ({progress.attempts} attempts)"
+        return _erased(progress, cause)
+    return TokenKeptLeaving(attempts=progress.attempts, serial=progress.serial)
+
+
+def _erased(progress: _Progress, cause: str) -> SeedErased:
+    assert progress.erased_on is not None
+    return SeedErased(
+        model=progress.erased_on,
+        cause=cause,
+        attempts=progress.attempts,
+        serial=progress.serial,
+    )
 
 
 def _burn_single(
-    conn: Connection, cred: Credential, ui: Ui, clock: Callable[[], float]
+    conn: Connection,
+    cred: Credential,
+    ui: Ui,
+    clock: Callable[[], float],
+    progress: _Progress,
 ) -> BurnResult:
     session = SingleProfileSession(conn)
     info = session.get_info()
+    progress.serial = info.serial
     if info.model is None:
         raise UnknownModel(
             f"serial {info.serial} is not a known single-profile programmable token",
             hint="keyfob writes only to models it knows (OTPC-P1/P2, miniOTP-2/3, C301/C302); "
             "for a Molto2 pass --profile N",
         )
+    model = info.model
     offset = info.clock - int(clock())
-    ui.say(
-        f"{info.model.name} {info.serial}: clock {offset:+d} s"
-        + (
-            " (restricted sync: writing the clock erases the seed)"
-            if info.model.restricted_sync
-            else ""
-        )
-    )
+    note = " (restricted sync: writing the clock erases the seed)" if model.restricted_sync else ""
+    ui.say(f"{model.name} {info.serial}: clock {offset:+d} s{note}")
     session.authenticate()
     written = session.write_config(clock=int(clock()), algorithm=cred.algorithm, period=cred.period)
-    try:
-        session.write_seed(cred.secret)
-    except TransportLost as exc:
-        if info.model.restricted_sync:
-            exc.seed_erased = info.model.name  # type: ignore[attr-defined]
-        raise
-    except TokenError as exc:
-        if info.model.restricted_sync:
-            raise BurnFailed(
-                f"writing the seed failed ({exc.message}); the token's seed is now ERASED "
-                f"(on the {info.model.name} the clock write erases it)",
-                hint="burning again fixes it",
-            ) from None
-        raise
+    if model.restricted_sync:
+        progress.erased_on = model.name
+    session.write_seed(cred.secret)
+    progress.erased_on = None
     after = session.get_info()
     if after.serial != info.serial:
-        raise BurnFailed(
-            "a different token answered after the write", hint="keep one token on the reader"
-        )
+        raise TokenSwapped(expected=info.serial, found=after.serial)
     if abs(after.clock - int(clock())) > CLOCK_TOLERANCE:
         raise BurnFailed(
             f"the token's clock reads {after.clock - int(clock()):+d} s after "
             f"being set to {written}",
             hint="burn again",
+            serial=info.serial,
         )
-    return BurnResult(info.serial, info.model.name, Family.SINGLE, None, info.clock, offset)
+    return BurnResult(info.serial, model.name, Family.SINGLE, None, info.clock, offset)
 
 
 def _burn_molto2(
@@ -173,7 +187,9 @@ def _burn_molto2(
     session.write_title(index, title.decode("utf-8", errors="ignore") or "keyfob")
     back = session.read_profile(index)
     if not back.occupied or back.digits != cred.digits or back.period != cred.period:
-        raise BurnFailed(f"profile {index} does not read back as written", hint="burn again")
+        raise BurnFailed(
+            f"profile {index} does not read back as written", hint="burn again", serial=info.serial
+        )
     return BurnResult(info.serial, "Molto2", Family.MOLTO2, index, info.clock, offset)
 
 

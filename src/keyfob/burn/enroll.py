@@ -6,19 +6,17 @@ forgotten, never written to disk.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
 
-from keyfob.errors import KeyfobError
-
-
-class EnrollError(KeyfobError):
-    code = "enroll_failed"
+from keyfob.burn.errors import EnrollError
 
 
 class EnrollClient:
+    """The three calls a burn needs: begin a ``programmable`` enrolment (the server makes the
+    secret), verify it with the code the token shows, or cancel it when the burn fails."""
+
     def __init__(
         self,
         url: str,
@@ -38,6 +36,8 @@ class EnrollClient:
                 "enrolling needs credentials",
                 hint="give an admin --api-key, or the user's --password",
             )
+        # for messages: a user:password@ in the URL stays out of them
+        self.url = str(httpx.URL(url).copy_with(userinfo=b"")).rstrip("/")
         self.client = httpx.Client(
             base_url=url.rstrip("/"), headers=headers, auth=auth, timeout=timeout
         )
@@ -51,11 +51,7 @@ class EnrollClient:
                 hint="check --enroll URL and that the server runs",
             ) from None
         if resp.status_code >= 400:
-            try:
-                err = resp.json()["error"]
-                raise EnrollError(f"server: {err['message']}", hint=err.get("hint"))
-            except (ValueError, KeyError):
-                raise EnrollError(f"server answered HTTP {resp.status_code}") from None
+            raise _refusal(resp)
         return resp.json() if resp.content else None
 
     def begin(
@@ -74,10 +70,24 @@ class EnrollClient:
             json={"code": code, "serial": serial},
         )
 
-    def cancel(self, user: str, token_id: str) -> None:
-        # best effort: a pending enrolment also expires by itself
-        with contextlib.suppress(EnrollError):
+    def cancel(self, user: str, token_id: str) -> bool:
+        """Best effort, and never raises a server error: the burn's own error is the one to
+        report, and a pending enrolment also expires by itself. True when it is gone."""
+        try:
             self._call("DELETE", f"/api/v1/users/{user}/tokens/{token_id}")
+        except EnrollError:
+            return False
+        return True
 
     def close(self) -> None:
         self.client.close()
+
+
+def _refusal(resp: httpx.Response) -> EnrollError:
+    """The server's own message and hint when it sent its error shape, else the status."""
+    try:
+        err = resp.json()["error"]
+        message, hint, code = str(err["message"]), err.get("hint"), err.get("code")
+    except (ValueError, KeyError, TypeError):
+        return EnrollError(f"server answered HTTP {resp.status_code}", status=resp.status_code)
+    return EnrollError(f"server: {message}", hint=hint, status=resp.status_code, server_code=code)

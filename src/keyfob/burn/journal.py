@@ -21,11 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from keyfob.errors import KeyfobError
-
-
-class JournalError(KeyfobError):
-    code = "journal"
+from keyfob.burn.errors import JournalError
 
 
 def _key(password: str, salt: bytes) -> bytes:
@@ -51,6 +47,7 @@ class Journal:
                 except ValueError:
                     raise JournalError(
                         f"{path}: line {number} is not JSON",
+                        path=path,
                         hint="the journal is damaged; move it away to start "
                         "afresh (burned tokens would be burned again)",
                     ) from None
@@ -96,6 +93,7 @@ class Journal:
         if self._key is None or "secret_enc" not in entry:
             raise JournalError(
                 f"the journal holds no secret for {entry['user']}",
+                path=self.path,
                 hint="it was burned in a run without --out",
             )
         blob = base64.b64decode(entry["secret_enc"])
@@ -105,5 +103,6 @@ class Journal:
         except InvalidTag:
             raise JournalError(
                 "the journal's secrets do not open with this password",
+                path=self.path,
                 hint="use the --password of the first run",
             ) from None

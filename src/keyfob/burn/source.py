@@ -3,18 +3,12 @@ the target token can hold — all before a single APDU is sent."""
 
 from __future__ import annotations
 
+from keyfob.burn.errors import BurnRefused
 from keyfob.errors import KeyfobError
 from keyfob.formats.scan import credentials_from as scan_credentials
 from keyfob.otp import Algorithm, Credential, OtpType, parse_secret, pick_credential
 from keyfob.token.models import Family
 from keyfob.token.protocol import DIGIT_VALUES, MAX_SEED
-
-
-class BurnRefused(KeyfobError):
-    """The credential cannot go into this token; nothing was sent to it."""
-
-    code = "burn_refused"
-
 
 MIN_SEED = 10
 
@@ -52,7 +46,7 @@ def credential_from(
 
 
 def check_fits(cred: Credential, family: Family) -> None:
-    """Refuse, with the reason, what the token cannot hold (§4.3, §5.2)."""
+    """Refuse, with the reason, what the token cannot hold (docs/token-protocol.md §4.3, §5.2)."""
     if cred.type is not OtpType.TOTP:
         raise BurnRefused(
             "this is an HOTP (counter-based) credential",

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from keyfob.burn.errors import SyncRefused
 from keyfob.burn.ui import Ui
-from keyfob.errors import KeyfobError
 from keyfob.otp import Algorithm
 from keyfob.token.connection import Connection
 from keyfob.token.crypto import MOLTO2_DEFAULT_CUSTOMER_KEY
@@ -16,10 +16,6 @@ from keyfob.token.errors import UnknownModel
 from keyfob.token.models import Family
 from keyfob.token.probe import probe
 from keyfob.token.session import Molto2Session, SingleProfileSession
-
-
-class SyncRefused(KeyfobError):
-    code = "sync_refused"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from keyfob.burn.errors import NoCodeTyped
+
 
 class Ui(Protocol):
     def say(self, message: str) -> None: ...
@@ -23,4 +25,4 @@ class SilentUi:
         pass
 
     def ask_code(self, prompt: str) -> str:
-        raise RuntimeError("no one to ask for a code; run with --no-check")
+        raise NoCodeTyped("keyfob runs as a library here, with no one to ask")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,14 +13,16 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from keyfob.burn.batch import BatchOptions, read_users, run_batch, summary, write_outputs
-from keyfob.burn.burner import BurnFailed, BurnOptions, ask_and_check, burn
+from keyfob.burn.burner import BurnOptions
 from keyfob.burn.enroll import EnrollClient
+from keyfob.burn.errors import BurnRefused, NoCodeTyped
+from keyfob.burn.flow import Enrol, TokenJob, TokenOutcome, burn_token
 from keyfob.burn.journal import Journal
-from keyfob.burn.source import BurnRefused, check_fits, credential_from
+from keyfob.burn.reader import open_reader
+from keyfob.burn.source import credential_from
 from keyfob.cli.common import print_json
-from keyfob.otp import Algorithm, Credential, parse_secret
+from keyfob.otp import Algorithm, Credential
 from keyfob.token.models import Family
-from keyfob.token.pcsc import PcscConnection
 
 err = Console(stderr=True, highlight=False)
 
@@ -58,10 +59,7 @@ class CliUi:
         err.print(f"{prompt}: ", end="")
         line = sys.stdin.readline()
         if not line:
-            raise BurnFailed(
-                "no code was typed (standard input is closed)",
-                hint="run it in a terminal, or pass --no-check",
-            )
+            raise NoCodeTyped("standard input is closed")
         return line.strip()
 
 
@@ -76,10 +74,6 @@ PasswordOpt = Annotated[
         "--password", envvar="KEYFOB_PASSWORD", help="The user's own password (instead of a key)."
     ),
 ]
-
-
-def _connect(reader: str | None, wait: float) -> PcscConnection:
-    return PcscConnection(reader, wait=wait)
 
 
 def _family(profile: int | None, title: str | None, molto2: bool) -> Family:
@@ -127,13 +121,11 @@ def one(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Burn one token."""
-    ui = CliUi()
     family = _family(profile, title, molto2)
     opts = BurnOptions(family=family, profile=profile, title=title, overwrite=overwrite)
     if customer_key:
         opts.customer_key = customer_key.encode()
     client = None
-    token_id = None
     if enroll:
         if source or seed:
             raise BurnRefused(
@@ -141,29 +133,12 @@ def one(
             )
         if not user:
             raise BurnRefused("--enroll needs --user NAME")
+        alg = Algorithm.parse(algorithm or "SHA1")
         client = EnrollClient(enroll, api_key=api_key, username=user, password=password)
-        # Check what we can before the server creates anything.
-        check_fits(
-            Credential(
-                secret=b"\0" * 20,
-                algorithm=Algorithm.parse(algorithm or "SHA1"),
-                period=period or 30,
-            ),
-            family,
-        )
-        begun = client.begin(user, period=period or 30, algorithm=(algorithm or "SHA1").upper())
-        token_id = begun["id"]
-        cred = Credential(
-            secret=parse_secret(begun["secret"], "base32"),
-            issuer="keyfob",
-            account=user,
-            algorithm=Algorithm(begun["algorithm"]),
-            digits=begun["digits"],
-            period=begun["period"],
-        )
+        what: Credential | Enrol = Enrol(client, user, algorithm=alg, period=period or 30)
     else:
         text = sys.stdin.readline().strip() if source == "-" else source
-        cred = credential_from(
+        what = credential_from(
             text,
             seed=seed,
             algorithm=algorithm,
@@ -171,47 +146,31 @@ def one(
             account=account,
             allow_short=allow_short,
         )
+    job = TokenJob(what, options=opts, check=not no_check)
     try:
-        check_fits(cred, family)  # before the token is touched
-        with _connect(reader, wait) as conn:
-            result = burn(conn, cred, opts, ui)
-        report: dict[str, Any] = {
-            "serial": result.serial,
-            "model": result.model,
-            "profile": result.profile,
-            "clock_offset_before": result.clock_offset_before,
-        }
-        ui.say(
-            f"burned {result.model} {result.serial}"
-            + (f" profile {result.profile}" if result.profile is not None else "")
-            + f"; its clock was {result.clock_offset_before:+d} s off and is now set"
-        )
-        code = None
-        if not no_check:
-            check, code = ask_and_check(cred, ui)
-            report["check"] = check.describe(cred.period)
-            if not check.ok:
-                raise BurnFailed(
-                    "the code typed does not match the burned secret",
-                    hint="press the button again: a stale code may still be shown; or burn again",
-                )
-            report["clock_offset_steps"] = check.step_offset
-            ui.say(check.describe(cred.period))
-        if client is not None and user is not None and token_id is not None:
-            verified = client.verify(
-                user, token_id, code or cred.code(at=time.time()), result.serial
-            )
-            report["enrolled"] = verified
-            ui.say(f"enrolled for {user} on {enroll}: method {verified['id']} is active")
-    except BaseException:
-        if client is not None and user is not None and token_id is not None:
-            client.cancel(user, token_id)
-        raise
+        outcome = burn_token(job, lambda: open_reader(reader, wait), CliUi())
     finally:
         if client is not None:
             client.close()
     if as_json:
-        print_json(report)
+        print_json(_report(outcome))
+
+
+def _report(outcome: TokenOutcome) -> dict[str, Any]:
+    """``--json``: what was burned, how far off its clock was, and what the server said."""
+    burned, check = outcome.burned, outcome.check
+    report: dict[str, Any] = {
+        "serial": burned.serial,
+        "model": burned.model,
+        "profile": burned.profile,
+        "clock_offset_before": burned.clock_offset_before,
+    }
+    if check is not None:
+        report["check"] = check.describe(outcome.credential.period)
+        report["clock_offset_steps"] = check.step_offset
+    if outcome.enrolled is not None:
+        report["enrolled"] = outcome.enrolled
+    return report
 
 
 @app.command("batch")
@@ -286,7 +245,7 @@ def batch(
             run_batch(
                 rows,
                 journal,
-                lambda: _connect(reader, 0),
+                lambda: open_reader(reader, 0),
                 ui,
                 opts,
                 enroll=client,

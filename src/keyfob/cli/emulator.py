@@ -17,7 +17,7 @@ from rich.table import Table
 
 from keyfob.cli.common import print_json
 from keyfob.errors import KeyfobError
-from keyfob.token import control
+from keyfob.token import control, trace
 from keyfob.token.control import ControlServer
 from keyfob.token.emulator import Card, create
 from keyfob.token.models import MODELS, by_name
@@ -81,10 +81,20 @@ def run(
         Path | None,
         typer.Option("--control", help="Control socket for scripts (press, status, faults)."),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Log every APDU the token receives on stderr (header, status word, lengths).",
+        ),
+    ] = False,
 ) -> None:
     """Run a virtual token; its display updates live, Enter presses the button."""
     if ctx.invoked_subcommand is not None:
         return
+    if verbose:
+        trace.enable()
     try:
         chosen = by_name(model)
     except KeyError:

@@ -14,11 +14,30 @@ from keyfob.burn.synctime import sync_time
 from keyfob.cli.burn import CliUi
 from keyfob.cli.common import print_json
 from keyfob.otp import Algorithm
+from keyfob.token import trace
 from keyfob.token.models import Family
 from keyfob.token.pcsc import PcscConnection, list_readers
 from keyfob.token.probe import probe
 
 app = typer.Typer(help="Programmable tokens on a PC/SC reader.", no_args_is_help=True)
+
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Log every APDU on stderr: header, status word, lengths; data only of commands "
+        "that carry no seed or key.",
+    ),
+]
+
+
+@app.callback()
+def options(verbose: VerboseOpt = False) -> None:
+    """Programmable tokens on a PC/SC reader."""
+    if verbose:
+        trace.enable()
+
 
 ReaderOpt = Annotated[
     str | None,

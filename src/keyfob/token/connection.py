@@ -1,16 +1,18 @@
-"""The transport a session talks through: anything that sends an APDU and returns (data, SW)."""
+"""The transport a session talks through: anything that sends an APDU and returns (data, SW).
+
+Abstract on purpose: it knows nothing of PC/SC (``pcsc.py``) or of the emulator
+(``memory.py`` links a session to an emulated card in process).
+"""
 
 from __future__ import annotations
 
 import abc
 
-from keyfob.token.emulator import Card, LinkDropped
-from keyfob.token.errors import TransportLost
-
 
 class Connection(abc.ABC):
-    """One card session (ISO 7816 APDUs); implementations raise :class:`TransportLost` when
-    the card goes away, never a library-specific exception."""
+    """One card session (ISO 7816 APDUs); implementations raise
+    :class:`~keyfob.token.errors.TransportLost` when the card goes away, never a
+    library-specific exception."""
 
     name: str = "connection"
 
@@ -29,18 +31,3 @@ class Connection(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class MemoryConnection(Connection):
-    """In-process link to an emulated card: for tests and for the burner without a reader."""
-
-    def __init__(self, card: Card) -> None:
-        self.card = card
-        self.name = f"emulated {card.model.name} {card.serial}"
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        try:
-            response = self.card.transmit(apdu)
-        except LinkDropped as exc:
-            raise TransportLost(str(exc)) from None
-        return response[:-2], int.from_bytes(response[-2:], "big")

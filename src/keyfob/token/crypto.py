@@ -1,5 +1,5 @@
 """SM4 (GB/T 32907) as the tokens use it: ECB for payloads and the auth answer, CBC-MAC with a
-zero IV for command MACs (token-protocol.md §3). Backed by ``cryptography``'s OpenSSL SM4."""
+zero IV for command MACs (docs/token-protocol.md §3). Backed by ``cryptography``'s OpenSSL SM4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The card side of Token2 programmable tokens: a faithful emulator (token-protocol.md §6).
+"""The card side of Token2 programmable tokens: a faithful emulator (docs/token-protocol.md §6).
 
 Single-profile tokens follow Token2's published firmware core (OT2) row by row; the Molto2
 follows the vendor tool and the hardware notes (§6.2). State that survives power-off (seed,
@@ -6,6 +6,11 @@ config, serial, flags, clock) lives in a JSON state file; the challenge and the 
 flag are volatile. The real-time clock ticks from the value last written, with an optional
 offset and a drift in parts per million, against an injectable host clock so that a month of
 drift can be simulated in a test.
+
+Every command is read with the client's own codecs (``protocol``: ``Apdu.parse``,
+``unwrap_secure``, ``WireConfig.parse``, ``open_payload``), so the two sides cannot drift
+apart; a parse error becomes the status word the reference firmware answers (6700 for framing,
+6A80 for data).
 
 Faults for tests of the clients: drop the link on the Nth APDU (the command is not received,
 as with a token pulled out of the field), or delay every answer.
@@ -16,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -26,19 +30,13 @@ from typing import Any
 
 from keyfob.otp import Algorithm, hotp
 from keyfob.token import protocol as p
-from keyfob.token.crypto import (
-    MOLTO2_DEFAULT_CUSTOMER_KEY,
-    SINGLE_PROFILE_KEY,
-    ecb_decrypt,
-    molto2_key,
-    payload_unpad,
-)
+from keyfob.token import trace
+from keyfob.token.crypto import MOLTO2_DEFAULT_CUSTOMER_KEY, SINGLE_PROFILE_KEY, molto2_key
+from keyfob.token.errors import BadData, MalformedApdu
 from keyfob.token.models import Family, Model, by_name
 
-SW_OK = p.Sw.OK.to_bytes(2, "big")
-_STEPS = {0x1E: 30, 0x3C: 60}
-_ALGS = {1: Algorithm.SHA1, 2: Algorithm.SHA256}
 MOLTO2_AUTH_TRIES = 10  # the real start value is undocumented (§6.2); 10 is our choice
+SINGLE_PROFILE_DIGITS = 6  # no digits field on single-profile tokens (§4.3)
 
 
 class LinkDropped(Exception):
@@ -46,7 +44,11 @@ class LinkDropped(Exception):
 
 
 def _sw(sw: int) -> bytes:
-    return sw.to_bytes(2, "big")
+    return p.response(sw)
+
+
+def _ok(data: bytes = b"") -> bytes:
+    return p.response(p.Sw.OK, data)
 
 
 # --- the clock ---------------------------------------------------------------------------
@@ -82,22 +84,12 @@ class Faults:
 # --- common card plumbing ----------------------------------------------------------------
 
 
-def split_apdu(apdu: bytes) -> tuple[bytes, bytes, int] | None:
-    """(header, body, extra trailing bytes) or None when shorter than its Lc says."""
-    if len(apdu) < 4:
-        return None
-    if len(apdu) == 4:
-        return apdu[:4], b"", 0
-    lc = apdu[4]
-    if len(apdu) < 5 + lc:
-        return None
-    return apdu[:4], apdu[5 : 5 + lc], len(apdu) - 5 - lc
-
-
 class Card:
-    """What both families share: APDU counting, faults, power, the lock, the state file."""
+    """What both families share: APDU counting, faults, power, the lock, the state file, and
+    the first steps of the dispatcher (framing, class, the MAC of a secure command)."""
 
     family: Family
+    key: bytes
 
     def __init__(
         self,
@@ -116,44 +108,46 @@ class Card:
         self.state_file = state_file
         self.faults = Faults()
         self.apdu_count = 0  # since power-up of this process: tests assert "saw none"
-        self.log: list[bytes] = []  # INS bytes seen, for tests (never payloads)
+        self.seen_ins: list[int] = []  # INS bytes seen, for tests (never payloads)
         self.lock = threading.RLock()
         self.challenge: bytes | None = None
         self.authenticated = False
 
     # -- transport-facing --
     def transmit(self, apdu: bytes) -> bytes:
+        ins = p.peek_ins(apdu)
         with self.lock:
             self.apdu_count += 1
-            if self.faults.drop_on is not None:
-                self.faults.drop_on -= 1
-                if self.faults.drop_on <= 0:
-                    self.faults.drop_on = None
-                    self.power_off()
-                    raise LinkDropped(f"link dropped on APDU {self.apdu_count}")
-            if (
-                self.faults.drop_ins is not None
-                and len(apdu) > 1
-                and apdu[1] == self.faults.drop_ins
-            ):
-                self.power_off()
-                raise LinkDropped(f"link dropped on INS {apdu[1]:02X}")
+            self._maybe_drop(ins)
             delay = self.faults.delay
         if delay:
             time.sleep(delay)
         with self.lock:
-            self.log.append(apdu[:2])
+            if ins is not None:
+                self.seen_ins.append(ins)
             response = self.process(apdu)
+            data, sw = p.split_response(response)
+            trace.response(trace.card, sw, len(data), "card")
             self.save()
             return response
+
+    def _maybe_drop(self, ins: int | None) -> None:
+        if self.faults.drop_on is not None:
+            self.faults.drop_on -= 1
+            if self.faults.drop_on <= 0:
+                self.faults.drop_on = None
+                self.power_off()
+                raise LinkDropped(f"link dropped on APDU {self.apdu_count}")
+        if self.faults.drop_ins is not None and ins == self.faults.drop_ins:
+            self.power_off()
+            raise LinkDropped(f"link dropped on INS {ins:02X}")
 
     def command_counts(self) -> dict[str, int]:
         """How many commands of each INS the token received (hex INS -> count)."""
         counts: dict[str, int] = {}
-        for head in self.log:
-            if len(head) > 1:
-                key = f"{head[1]:02X}"
-                counts[key] = counts.get(key, 0) + 1
+        for ins in self.seen_ins:
+            key = f"{ins:02X}"
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
     def power_off(self) -> None:
@@ -164,8 +158,57 @@ class Card:
     def device_time(self) -> float:
         return self.rtc.now(self.host_clock())
 
+    # -- the dispatcher --
+    def process(self, raw: bytes) -> bytes:
+        """One command in, one response out (§6): framing and class here, the rest in the
+        family's :meth:`_plain` and :meth:`_secure`."""
+        try:
+            apdu = p.Apdu.parse(raw)
+        except MalformedApdu:
+            return _sw(p.Sw.WRONG_LENGTH)
+        trace.command(trace.card, apdu, "card")
+        if apdu.cla == p.Cla.PLAIN:
+            return self._plain(apdu)
+        if apdu.cla == p.Cla.SECURE:
+            return self._secure_command(apdu)
+        return _sw(p.Sw.CLA_NOT_SUPPORTED)
+
+    def _secure_command(self, apdu: p.Apdu) -> bytes:
+        """The MAC is checked before anything else, the authenticated state included (§6.1);
+        a body the codecs refuse is 6A80."""
+        try:
+            body = p.unwrap_secure(apdu, self.key)
+        except MalformedApdu:
+            return _sw(p.Sw.WRONG_LENGTH)
+        if body is None:
+            return _sw(p.Sw.AUTH_FAILED)
+        try:
+            return self._secure(apdu, body)
+        except BadData:
+            return _sw(p.Sw.WRONG_DATA)
+
+    def _new_challenge(self) -> bytes:
+        self.challenge = secrets.token_bytes(p.CHALLENGE_LEN)
+        self.authenticated = False
+        return _ok(self.challenge)
+
+    def _expected_answer(self, body: bytes) -> bytes | None:
+        """The answer to the pending challenge, which this consumes; None when there is no
+        challenge or the body is not an answer's length (both 6A80)."""
+        if self.challenge is None or len(body) != p.ANSWER_LEN:
+            return None
+        expected = p.auth_answer(self.challenge, self.key)
+        self.challenge = None  # consumed either way
+        return expected
+
+    def _info(self) -> bytes:
+        return _ok(p.build_info(self.serial, int(self.device_time())))
+
     # -- to implement --
-    def process(self, apdu: bytes) -> bytes:
+    def _plain(self, apdu: p.Apdu) -> bytes:
+        raise NotImplementedError
+
+    def _secure(self, apdu: p.Apdu, body: bytes) -> bytes:
         raise NotImplementedError
 
     def press(self, profile: int = 0) -> str:
@@ -224,100 +267,84 @@ class SingleProfileToken(Card):
         super().__init__(model, serial, **kw)
         self.key = SINGLE_PROFILE_KEY
         self.seed: bytes | None = None
-        self.algorithm = 1
-        self.step = 0x1E
-        self.display_timeout = 1
+        self.algorithm = p.HmacAlgorithm.SHA1
+        self.step = p.TimeStep.S30
+        self.display_timeout = p.DisplayTimeout.S30
         self.key_locked = False
         self.restricted_sync = model.restricted_sync
 
-    def process(self, apdu: bytes) -> bytes:
-        parts = split_apdu(apdu)
-        if parts is None:
-            return _sw(p.Sw.WRONG_LENGTH)
-        header, body, _extra = parts  # trailing bytes (Le) are ignored
-        cla, ins, p1 = header[0], header[1], header[2]
-        if cla == p.Cla.PLAIN:
-            if ins == p.Ins.GET_INFO:
-                return p.build_info(self.serial, int(self.device_time())) + SW_OK
-            if ins == p.Ins.GET_CHALLENGE:
-                if p1 != 0x08:
-                    return _sw(p.Sw.WRONG_P1P2)
-                self.challenge = secrets.token_bytes(8)
-                self.authenticated = False
-                return self.challenge + SW_OK
-            if ins == p.Ins.ANSWER_CHALLENGE:
-                return self._answer(body)
+    def _plain(self, apdu: p.Apdu) -> bytes:
+        if apdu.ins == p.Ins.GET_INFO:  # any P1, P2 and body
+            return self._info()
+        if apdu.ins == p.Ins.GET_CHALLENGE:
+            if apdu.p1 != p.P1_CHALLENGE:
+                return _sw(p.Sw.WRONG_P1P2)
+            return self._new_challenge()
+        if apdu.ins == p.Ins.ANSWER_CHALLENGE:
+            return self._answer(apdu.data)
+        return _sw(p.Sw.INS_NOT_SUPPORTED)
+
+    def _secure(self, apdu: p.Apdu, body: bytes) -> bytes:
+        if apdu.ins == p.Ins.WRITE_SEED and apdu.p1 == p.P1_SEED:
+            handler = self._write_seed
+        elif apdu.ins == p.Ins.WRITE_CONFIG:
+            handler = self._write_config
+        else:
             return _sw(p.Sw.INS_NOT_SUPPORTED)
-        if cla == p.Cla.SECURE:
-            if len(body) < 4:
-                return _sw(p.Sw.WRONG_LENGTH)
-            if not p.check_mac(header, body, self.key):
-                return _sw(p.Sw.AUTH_FAILED)
-            data = body[:-4]
-            if ins == p.Ins.WRITE_SEED and p1 == 0x01:
-                if not self.authenticated:
-                    return _sw(p.Sw.AUTH_FAILED)
-                return self._write_seed(data)
-            if ins == p.Ins.WRITE_CONFIG:
-                if not self.authenticated:
-                    return _sw(p.Sw.AUTH_FAILED)
-                return self._write_config(data)
-            return _sw(p.Sw.INS_NOT_SUPPORTED)
-        return _sw(p.Sw.CLA_NOT_SUPPORTED)
+        if not self.authenticated:
+            return _sw(p.Sw.AUTH_FAILED)
+        return handler(body)
 
     def _answer(self, body: bytes) -> bytes:
         if self.key_locked:
             return _sw(p.Sw.AUTH_FAILED)
-        if self.challenge is None or len(body) != 16:
+        expected = self._expected_answer(body)
+        if expected is None:
             return _sw(p.Sw.WRONG_DATA)
-        expected = p.auth_answer(self.challenge, self.key)
-        self.challenge = None  # consumed either way
-        if body != expected:
+        if body != expected:  # no retry counter since 2025 (§6.1)
             return _sw(p.Sw.AUTH_FAILED)
         self.authenticated = True
-        return SW_OK
+        return _ok()
 
-    def _write_seed(self, data: bytes) -> bytes:
-        if not 16 <= len(data) <= 64 or len(data) % 16:
-            return _sw(p.Sw.WRONG_DATA)
-        seed = payload_unpad(ecb_decrypt(self.key, data))
-        if not seed or len(seed) > p.MAX_SEED:
-            return _sw(p.Sw.WRONG_DATA)
-        self.seed = seed
-        return SW_OK
+    def _write_seed(self, body: bytes) -> bytes:
+        self.seed = p.open_seed(body, self.key)
+        return _ok()
 
-    def _write_config(self, data: bytes) -> bytes:
-        if (
-            len(data) != 19
-            or data[:5] != bytes([0x81, 0x11, 0x1F, 0x01, data[4]])
-            or data[5:7] != b"\x0f\x04"
-            or data[11:15] != bytes([0x86, 0x06, 0x0A, 0x01])
-            or data[16:18] != bytes([0x0D, 0x01])
-        ):
+    def _write_config(self, body: bytes) -> bytes:
+        config = p.WireConfig.parse(body)
+        if config.layout is not p.ConfigLayout.SINGLE:
             return _sw(p.Sw.WRONG_DATA)
-        display, algorithm, step = data[4], data[15], data[18]
-        if display > 3 or algorithm not in _ALGS or step not in _STEPS:
-            return _sw(p.Sw.WRONG_DATA)
-        (clock,) = struct.unpack(">I", data[7:11])
-        self.display_timeout, self.algorithm, self.step = display, algorithm, step
-        self.rtc.set(clock, self.host_clock())
+        assert config.display is not None and config.algorithm is not None  # the layout
+        assert config.step is not None
+        self.display_timeout, self.algorithm, self.step = (
+            config.display,
+            config.algorithm,
+            config.step,
+        )
+        self.rtc.set(config.clock, self.host_clock())
         if self.restricted_sync:
             self.seed = None
-        return SW_OK
+        return _ok()
 
     def press(self, profile: int = 0) -> str:
         with self.lock:
             if not self.seed:
                 return "no seed"
-            return _code(self.seed, self.device_time(), _ALGS[self.algorithm], _STEPS[self.step], 6)
+            return _code(
+                self.seed,
+                self.device_time(),
+                self.algorithm.algorithm,
+                self.step.seconds,
+                SINGLE_PROFILE_DIGITS,
+            )
 
     def status(self) -> dict[str, Any]:
         data = super().status()
         data.update(
             seed_present=self.seed is not None,
-            algorithm=_ALGS[self.algorithm].value,
-            period=_STEPS[self.step],
-            display_timeout=self.display_timeout,
+            algorithm=self.algorithm.algorithm.value,
+            period=self.step.seconds,
+            display_timeout=int(self.display_timeout),
             key_locked=self.key_locked,
         )
         return data
@@ -328,9 +355,9 @@ class SingleProfileToken(Card):
             "model": self.model.name,
             "serial": self.serial,
             "seed": self.seed.hex() if self.seed else None,
-            "algorithm": self.algorithm,
-            "step": self.step,
-            "display_timeout": self.display_timeout,
+            "algorithm": int(self.algorithm),
+            "step": int(self.step),
+            "display_timeout": int(self.display_timeout),
             "key_locked": self.key_locked,
             "restricted_sync": self.restricted_sync,
             **self._rtc_state(),
@@ -338,8 +365,9 @@ class SingleProfileToken(Card):
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.seed = bytes.fromhex(data["seed"]) if data.get("seed") else None
-        self.algorithm, self.step = data["algorithm"], data["step"]
-        self.display_timeout = data["display_timeout"]
+        self.algorithm = p.HmacAlgorithm(data["algorithm"])
+        self.step = p.TimeStep(data["step"])
+        self.display_timeout = p.DisplayTimeout(data["display_timeout"])
         self.key_locked, self.restricted_sync = data["key_locked"], data["restricted_sync"]
 
 
@@ -350,10 +378,10 @@ class SingleProfileToken(Card):
 class Profile:
     seed: bytes | None = None
     title: str = ""
-    algorithm: int = 1
+    algorithm: p.HmacAlgorithm = p.HmacAlgorithm.SHA1
     digits: int = 6
-    step: int = 0x1E
-    display_timeout: int = 2
+    step: p.TimeStep = p.TimeStep.S30
+    display_timeout: p.DisplayTimeout = p.DisplayTimeout.S60
     clock_offset: float = 0.0  # per-profile time sync: device RTC + this
     time_config: int = 0
     written: bool = False
@@ -361,12 +389,17 @@ class Profile:
     def to_state(self) -> dict[str, Any]:
         data = asdict(self)
         data["seed"] = self.seed.hex() if self.seed else None
+        for name in ("algorithm", "step", "display_timeout"):
+            data[name] = int(data[name])
         return data
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> Profile:
         data = dict(data)
         data["seed"] = bytes.fromhex(data["seed"]) if data.get("seed") else None
+        data["algorithm"] = p.HmacAlgorithm(data["algorithm"])
+        data["step"] = p.TimeStep(data["step"])
+        data["display_timeout"] = p.DisplayTimeout(data["display_timeout"])
         return cls(**data)
 
 
@@ -393,144 +426,91 @@ class Molto2Token(Card):
     def _profile(self, index: int) -> Profile | None:
         return self.profiles[index] if 0 <= index < len(self.profiles) else None
 
-    def process(self, apdu: bytes) -> bytes:
-        parts = split_apdu(apdu)
-        if parts is None:
-            return _sw(p.Sw.WRONG_LENGTH)
-        header, body, extra = parts
-        cla, ins, p1, p2 = header
-        if cla == p.Cla.PLAIN:
-            if ins == p.Ins.GET_INFO:
-                if body == bytes([p.Tag.SEED_INFO]):
-                    if extra:
-                        return _sw(p.Sw.CASE4_NOT_ALLOWED)
-                    prof = self._profile(p2)
-                    if prof is None:
-                        return _sw(p.Sw.WRONG_P1P2)
-                    return p.build_public_block(self._public(prof)) + SW_OK
-                return p.build_info(self.serial, int(self.device_time())) + SW_OK
-            if ins == p.Ins.GET_CHALLENGE:
-                self.challenge = secrets.token_bytes(8)
-                self.authenticated = False
-                return self.challenge + SW_OK
-            if ins == p.Ins.ANSWER_CHALLENGE:
-                return self._answer(body)
-            if ins == p.Ins.DELETE_SEED:  # no authentication needed (KR, hardware)
-                prof = self._profile(p2)
-                if prof is None:
-                    return _sw(p.Sw.WRONG_P1P2)
-                if prof.seed is None:
-                    return _sw(p.Sw.NOT_FOUND)
-                prof.seed = None
-                return SW_OK
-            if ins == p.Ins.FACTORY_RESET:  # no key needed; commits on ▲
-                self.pending = _Pending("factory_reset")
-                return _sw(p.Sw.WAIT_FOR_BUTTON)
-            return _sw(p.Sw.INS_NOT_SUPPORTED)
-        if cla == p.Cla.SECURE:
-            if len(body) < 4:
-                return _sw(p.Sw.WRONG_LENGTH)
-            if not p.check_mac(header, body, self.key):
-                return _sw(p.Sw.AUTH_FAILED)
-            if not self.authenticated:
-                return _sw(p.Sw.AUTH_FAILED)
-            data = body[:-4]
-            if ins == p.Ins.SET_CUSTOMER_KEY:
-                return self._set_key(data)
-            prof = self._profile(p2)
-            if prof is None:
-                return _sw(p.Sw.WRONG_P1P2)
-            if ins == p.Ins.WRITE_SEED and p1 == 0x01:
-                return self._write_seed(prof, data)
-            if ins == p.Ins.WRITE_TITLE:
-                return self._write_title(prof, data)
-            if ins == p.Ins.WRITE_CONFIG and p1 == 0x01:
-                return self._write_config(prof, data)
-            return _sw(p.Sw.INS_NOT_SUPPORTED)
-        return _sw(p.Sw.CLA_NOT_SUPPORTED)
+    def _plain(self, apdu: p.Apdu) -> bytes:
+        if apdu.ins == p.Ins.GET_INFO:
+            if apdu.data == bytes([p.Tag.SEED_INFO]):
+                return self._read_public(apdu)
+            return self._info()
+        if apdu.ins == p.Ins.GET_CHALLENGE:
+            return self._new_challenge()
+        if apdu.ins == p.Ins.ANSWER_CHALLENGE:
+            return self._answer(apdu.data)
+        if apdu.ins == p.Ins.DELETE_SEED:  # no authentication needed (KR, hardware)
+            return self._delete_seed(apdu.p2)
+        if apdu.ins == p.Ins.FACTORY_RESET:  # no key needed; commits on ▲
+            self.pending = _Pending("factory_reset")
+            return _sw(p.Sw.WAIT_FOR_BUTTON)
+        return _sw(p.Sw.INS_NOT_SUPPORTED)
+
+    def _read_public(self, apdu: p.Apdu) -> bytes:
+        if apdu.le is not None:  # case 4 (§5.3)
+            return _sw(p.Sw.CASE4_NOT_ALLOWED)
+        prof = self._profile(apdu.p2)
+        if prof is None:
+            return _sw(p.Sw.WRONG_P1P2)
+        return _ok(p.build_public_block(self._public(prof)))
+
+    def _delete_seed(self, index: int) -> bytes:
+        prof = self._profile(index)
+        if prof is None:
+            return _sw(p.Sw.WRONG_P1P2)
+        if prof.seed is None:
+            return _sw(p.Sw.NOT_FOUND)
+        prof.seed = None
+        return _ok()
+
+    def _secure(self, apdu: p.Apdu, body: bytes) -> bytes:
+        if not self.authenticated:
+            return _sw(p.Sw.AUTH_FAILED)
+        if apdu.ins == p.Ins.SET_CUSTOMER_KEY:
+            return self._set_key(body)
+        prof = self._profile(apdu.p2)
+        if prof is None:
+            return _sw(p.Sw.WRONG_P1P2)
+        if apdu.ins == p.Ins.WRITE_SEED and apdu.p1 == p.P1_SEED:
+            return self._write_seed(prof, body)
+        if apdu.ins == p.Ins.WRITE_TITLE:
+            prof.title, prof.written = p.open_title(body, self.key), True
+            return _ok()
+        if apdu.ins == p.Ins.WRITE_CONFIG and apdu.p1 == p.P1_PROFILE_CONFIG:
+            return self._write_config(prof, body)
+        return _sw(p.Sw.INS_NOT_SUPPORTED)
 
     def _answer(self, body: bytes) -> bytes:
         if self.tries_left <= 0:
-            return _sw(0x6300)
-        if self.challenge is None or len(body) != 16:
+            return _sw(p.Sw.WRONG_KEY)
+        expected = self._expected_answer(body)
+        if expected is None:
             return _sw(p.Sw.WRONG_DATA)
-        expected = p.auth_answer(self.challenge, self.key)
-        self.challenge = None
         if body != expected:
             self.tries_left -= 1
-            return _sw(0x6300 | self.tries_left)
+            return _sw(p.Sw.WRONG_KEY | self.tries_left)
         self.tries_left = MOLTO2_AUTH_TRIES
         self.authenticated = True
-        return SW_OK
+        return _ok()
 
-    def _write_seed(self, prof: Profile, data: bytes) -> bytes:
-        if not data or len(data) % 16 or len(data) > 64:
-            return _sw(p.Sw.WRONG_DATA)
-        plain = ecb_decrypt(self.key, data)
-        if not any(plain):  # the all-zero clear sentinel (§5.4)
+    def _write_seed(self, prof: Profile, body: bytes) -> bytes:
+        if p.is_clear_seed(body, self.key):  # the all-zero clear sentinel (§5.4)
             prof.seed = None
-            return SW_OK
-        seed = payload_unpad(plain)
-        if not seed or len(seed) > p.MAX_SEED:
-            return _sw(p.Sw.WRONG_DATA)
-        prof.seed, prof.written = seed, True
-        return SW_OK
+            return _ok()
+        prof.seed, prof.written = p.open_seed(body, self.key), True
+        return _ok()
 
-    def _write_title(self, prof: Profile, data: bytes) -> bytes:
-        if len(data) != 16:
+    def _write_config(self, prof: Profile, body: bytes) -> bytes:
+        config = p.WireConfig.parse(body)
+        if config.layout is p.ConfigLayout.MOLTO2:
+            assert config.display is not None and config.algorithm is not None  # the layout
+            assert config.digits is not None and config.step is not None
+            prof.display_timeout, prof.algorithm = config.display, config.algorithm
+            prof.digits, prof.step, prof.written = config.digits, config.step, True
+        elif config.layout is not p.ConfigLayout.SYNC:
             return _sw(p.Sw.WRONG_DATA)
-        raw = payload_unpad(ecb_decrypt(self.key, data))
-        if not raw or len(raw) > 12:
-            return _sw(p.Sw.WRONG_DATA)
-        try:
-            prof.title = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return _sw(p.Sw.WRONG_DATA)
-        prof.written = True
-        return SW_OK
+        prof.clock_offset = config.clock - self.rtc.now(self.host_clock())
+        prof.time_config = config.clock
+        return _ok()
 
-    def _write_config(self, prof: Profile, data: bytes) -> bytes:
-        if len(data) == 8 and data[:4] == bytes([0x81, 0x06, 0x0F, 0x04]):  # time sync
-            (clock,) = struct.unpack(">I", data[4:8])
-            prof.clock_offset = clock - self.rtc.now(self.host_clock())
-            prof.time_config = clock
-            return SW_OK
-        if (
-            len(data) != 22
-            or data[:4] != bytes([0x81, 0x14, 0x1F, 0x01])
-            or data[5:7] != b"\x0f\x04"
-            or data[11:15] != bytes([0x86, 0x09, 0x0A, 0x01])
-            or data[16:18] != bytes([0x0B, 0x01])
-            or data[19:21] != bytes([0x0D, 0x01])
-        ):
-            return _sw(p.Sw.WRONG_DATA)
-        display, algorithm, digits, step = data[4], data[15], data[18], data[21]
-        if (
-            display > 3
-            or algorithm not in _ALGS
-            or digits not in p.DIGIT_VALUES
-            or step not in _STEPS
-        ):
-            return _sw(p.Sw.WRONG_DATA)
-        (clock,) = struct.unpack(">I", data[7:11])
-        prof.display_timeout, prof.algorithm, prof.digits, prof.step = (
-            display,
-            algorithm,
-            digits,
-            step,
-        )
-        prof.clock_offset = clock - self.rtc.now(self.host_clock())
-        prof.time_config = clock
-        prof.written = True
-        return SW_OK
-
-    def _set_key(self, data: bytes) -> bytes:
-        if len(data) != 32:
-            return _sw(p.Sw.WRONG_DATA)
-        plain = ecb_decrypt(self.key, data)
-        if plain[0] != 0 or plain[17] != 0x80 or any(plain[18:]):
-            return _sw(p.Sw.WRONG_DATA)
-        self.pending = _Pending("set_key", plain[1:17])
+    def _set_key(self, body: bytes) -> bytes:
+        self.pending = _Pending("set_key", p.open_new_key(body, self.key))
         return _sw(p.Sw.WAIT_FOR_BUTTON)
 
     def confirm(self) -> str | None:
@@ -551,12 +531,12 @@ class Molto2Token(Card):
 
     def _public(self, prof: Profile) -> p.PublicBlock:
         return p.PublicBlock(
-            flag=0x20 if prof.written else 0x00,
+            flag=p.PUBLIC_FLAG_WRITTEN if prof.written else 0,
             title=prof.title,
             time_a=int(self.device_time() + prof.clock_offset) & 0xFFFFFFFF,
             time_b=prof.time_config & 0xFFFFFFFF,
             algorithm=prof.algorithm,
-            step=_STEPS[prof.step],
+            step=prof.step.seconds,
             digits=prof.digits,
             seed_present=prof.seed is not None,
         )
@@ -569,8 +549,8 @@ class Molto2Token(Card):
             return _code(
                 prof.seed,
                 self.device_time() + prof.clock_offset,
-                _ALGS[prof.algorithm],
-                _STEPS[prof.step],
+                prof.algorithm.algorithm,
+                prof.step.seconds,
                 prof.digits,
             )
 

@@ -1,4 +1,9 @@
-"""Typed token errors: each says what happened and what the person holding the token should do."""
+"""Typed token errors: each says what happened and what the person holding the token should do.
+
+Which status word becomes which of these is decided in one table, ``session.SW_RULES``; the
+parsers raise :class:`TlvError` and :class:`MalformedApdu`, whose messages name tags, offsets and
+lengths but never the bytes of a value (a value may be a seed or a key).
+"""
 
 from __future__ import annotations
 
@@ -38,12 +43,52 @@ class AuthenticationFailed(TokenError):
         self.tries_left = tries_left
 
 
-class NotAuthenticated(TokenError):
+class NotAuthenticated(AuthenticationFailed):
+    """The token answered 6983 to a command of a session that had authenticated: the token
+    dropped the session (a new challenge, a power cycle), so it is the same status word as a
+    refused key, told apart by what the client believed."""
+
     code = "not_authenticated"
 
 
 class BadData(TokenError):
     code = "bad_data"
+
+
+class TlvError(BadData):
+    """Bytes that are not the TLV the protocol says: truncated, a length past the end, trailing
+    bytes, an unexpected or repeated tag, a value of the wrong size."""
+
+    code = "bad_tlv"
+
+    def __init__(self, message: str, *, offset: int | None = None) -> None:
+        super().__init__(
+            message,
+            hint="the token and keyfob disagree on a field's layout (another firmware?); "
+            "`keyfob token -v …` logs every APDU",
+        )
+        self.offset = offset
+
+
+class MalformedApdu(TokenError):
+    """A command APDU shorter than its own header or Lc says (the card answers 6700)."""
+
+    code = "malformed_apdu"
+
+
+class NotFound(TokenError):
+    code = "not_found"
+
+
+class NoSuchProfile(TokenError):
+    code = "no_such_profile"
+
+
+class CommandRejected(TokenError):
+    """The token does not take the command as framed: wrong length, class, instruction, or an
+    Le it does not allow. Usually the wrong family, or firmware keyfob does not know."""
+
+    code = "command_rejected"
 
 
 class UnknownModel(TokenError):

@@ -1,4 +1,4 @@
-"""Which token is this? Single-profile models are known by their serial prefix (§1.1)."""
+"""Which token is this? Single-profile models by serial prefix (docs/token-protocol.md §1.1)."""
 
 from __future__ import annotations
 

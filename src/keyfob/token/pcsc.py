@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+from keyfob.token import protocol as p
 from keyfob.token.connection import Connection
 from keyfob.token.errors import NoReader, TransportLost
 
@@ -131,11 +132,11 @@ class PcscConnection(Connection):
     def _transmit(self, apdu: bytes) -> tuple[bytes, int]:
         assert self._conn is not None
         data, sw1, sw2 = self._conn.transmit(list(apdu))
-        if sw1 == 0x61:  # T=0: more data waiting
-            more, sw1, sw2 = self._conn.transmit([0x00, 0xC0, 0x00, 0x00, sw2])
+        if sw1 == p.SW1_MORE_DATA:  # T=0: more data waiting
+            more, sw1, sw2 = self._conn.transmit(list(p.get_response(sw2).to_bytes()))
             data += more
-        elif sw1 == 0x6C:  # T=0: wrong Le, re-issue with the right one
-            data, sw1, sw2 = self._conn.transmit([*apdu[:4], sw2])
+        elif sw1 == p.SW1_WRONG_LE:  # T=0: wrong Le, re-issue with the right one
+            data, sw1, sw2 = self._conn.transmit([*apdu[: p.HEADER_LEN], sw2])
         return bytes(data), (sw1 << 8) | sw2
 
     def reconnect(self, timeout: float = 10.0, settle: float = 0.6) -> None:

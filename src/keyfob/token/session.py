@@ -1,28 +1,97 @@
 """Client sessions: what a burner does with a token, over any :class:`Connection`.
 
 ``SingleProfileSession`` for the NFC single-profile family, ``Molto2Session`` for the USB
-multi-profile Molto2. Every non-success status word becomes a typed error with advice.
+multi-profile Molto2; both are a :class:`TokenSession`, which owns the one way a command is sent
+(logged, then checked) and the one table that turns a status word into a typed error with
+advice (:data:`SW_RULES`, after yubikit's ``SmartCardProtocol.send_apdu``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from keyfob.otp import Algorithm
 from keyfob.token import protocol as p
+from keyfob.token import trace
 from keyfob.token.connection import Connection
 from keyfob.token.crypto import MOLTO2_DEFAULT_CUSTOMER_KEY, SINGLE_PROFILE_KEY, molto2_key
 from keyfob.token.errors import (
     AuthenticationFailed,
     BadData,
+    CommandRejected,
     NeedsButton,
+    NoSuchProfile,
     NotAuthenticated,
+    NotFound,
     TokenError,
+    TransportLost,
 )
-from keyfob.token.models import Model, by_serial
+from keyfob.token.models import Model, by_name, by_serial
 
-_HMAC = {Algorithm.SHA1: p.HmacAlgorithm.SHA1, Algorithm.SHA256: p.HmacAlgorithm.SHA256}
+_FRAMING_HINT = (
+    "the token does not take the command as keyfob framed it — is it the family keyfob "
+    "thinks (keyfob token info)? `keyfob token -v …` logs every APDU"
+)
+
+
+@dataclass(frozen=True)
+class SwRule:
+    """What a status word means to the caller: the error raised, its message after
+    ``"<what>: "`` (``{sw}`` is the described status, ``{tries}`` the tries left), the hint."""
+
+    error: type[TokenError]
+    message: str
+    hint: str | None = None
+
+
+SW_RULES: dict[p.Sw, SwRule] = {
+    p.Sw.WAIT_FOR_BUTTON: SwRule(
+        NeedsButton, "waiting for confirmation", "press the ▲ button on the token to confirm"
+    ),
+    p.Sw.WRONG_KEY: SwRule(
+        AuthenticationFailed,
+        "wrong customer key, {tries} tries left",
+        "check the Molto2 customer key",
+    ),
+    p.Sw.AUTH_FAILED: SwRule(
+        AuthenticationFailed,
+        "the token refused the key",
+        "it is not a factory-programmable token, or an administrator sealed it",
+    ),
+    p.Sw.WRONG_DATA: SwRule(BadData, "the token rejected the data ({sw})"),
+    p.Sw.NOT_FOUND: SwRule(NotFound, "{sw}"),
+    p.Sw.WRONG_P1P2: SwRule(NoSuchProfile, "{sw}", "keyfob token info lists the profiles"),
+    p.Sw.WRONG_LENGTH: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
+    p.Sw.CASE4_NOT_ALLOWED: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
+    p.Sw.INS_NOT_SUPPORTED: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
+    p.Sw.CLA_NOT_SUPPORTED: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
+}
+"""Every status word but OK → one error class (``tests/tokens/test_status_words.py``)."""
+
+SESSION_EXPIRED = SwRule(
+    NotAuthenticated,
+    "the token refused it ({sw})",
+    "the session expired; authenticate again",
+)
+"""6983 to a session that had authenticated: a :class:`NotAuthenticated`, which is an
+:class:`AuthenticationFailed` — the same status word, told apart by what the client believed."""
+
+
+def error_for(sw: int, what: str, *, authenticated: bool = False) -> TokenError | None:
+    """The exception a status word stands for, or None for success."""
+    code = p.Sw.of(sw)
+    if code is p.Sw.OK:
+        return None
+    if code is None:
+        return TokenError(f"{what}: {p.describe_sw(sw)}", sw=sw)
+    rule = SESSION_EXPIRED if code is p.Sw.AUTH_FAILED and authenticated else SW_RULES[code]
+    message = rule.message.format(sw=p.describe_sw(sw), tries=p.tries_left(sw))
+    error = rule.error(f"{what}: {message}", hint=rule.hint, sw=sw)
+    if code is p.Sw.WRONG_KEY and isinstance(error, AuthenticationFailed):
+        error.tries_left = p.tries_left(sw)
+    return error
 
 
 @dataclass(frozen=True)
@@ -36,64 +105,60 @@ class TokenInfo:
         return self.model.restricted_sync if self.model else None
 
 
-def _check(sw: int, what: str, *, authenticated: bool) -> None:
-    if sw == p.Sw.OK:
-        return
-    if sw == p.Sw.WAIT_FOR_BUTTON:
-        raise NeedsButton(
-            f"{what}: waiting for confirmation",
-            hint="press the ▲ button on the token to confirm",
-            sw=sw,
-        )
-    if sw & 0xFF00 == 0x6300:
-        tries = sw & 0xFF
-        raise AuthenticationFailed(
-            f"{what}: wrong customer key, {tries} tries left",
-            tries_left=tries,
-            sw=sw,
-            hint="check the Molto2 customer key",
-        )
-    if sw == p.Sw.AUTH_FAILED:
-        if authenticated:
-            raise NotAuthenticated(
-                f"{what}: the token refused it ({p.describe_sw(sw)})",
-                hint="the session expired; authenticate again",
-                sw=sw,
-            )
-        raise AuthenticationFailed(
-            f"{what}: the token refused the key",
-            hint="it is not a factory-programmable token, or an administrator sealed it",
-            sw=sw,
-        )
-    if sw == p.Sw.WRONG_DATA:
-        raise BadData(f"{what}: the token rejected the data ({p.describe_sw(sw)})", sw=sw)
-    raise TokenError(f"{what}: {p.describe_sw(sw)}", sw=sw)
+class TokenSession:
+    """What every family shares: send a command, authenticate, check the status word."""
 
+    short_challenge: ClassVar[bool] = False  # which get-challenge framing the family uses
 
-class SingleProfileSession:
-    """Token2 single-profile NFC tokens: info, authenticate, write config (clock), write seed."""
-
-    def __init__(self, connection: Connection, key: bytes = SINGLE_PROFILE_KEY) -> None:
+    def __init__(self, connection: Connection, key: bytes) -> None:
         self.connection = connection
         self.key = key
         self.authenticated = False
 
     def _send(self, apdu: p.Apdu, what: str) -> bytes:
-        data, sw = self.connection.transmit(apdu.to_bytes())
-        _check(sw, what, authenticated=self.authenticated)
+        """The one place a command goes out: logged (what the builder allows), sent, its
+        status word turned into an error."""
+        trace.command(trace.client, apdu, what)
+        try:
+            data, sw = self.connection.transmit(apdu.to_bytes())
+        except TransportLost:
+            trace.lost(trace.client, what)
+            raise
+        trace.response(trace.client, sw, len(data), what)
+        error = error_for(sw, what, authenticated=self.authenticated)
+        if error is not None:
+            raise error
         return data
 
-    def get_info(self) -> TokenInfo:
-        block = p.parse_info(self._send(p.get_info(), "get info"))
-        return TokenInfo(block.serial, by_serial(block.serial), block.clock)
-
     def authenticate(self) -> None:
+        """Challenge, answer (docs/token-protocol.md §3.3); a failure leaves it unauthenticated."""
         self.authenticated = False
-        challenge = self._send(p.get_challenge(), "get challenge")
-        if len(challenge) != 8:
-            raise TokenError(f"get challenge: expected 8 bytes, got {len(challenge)}")
+        challenge = self._send(p.get_challenge(short=self.short_challenge), "get challenge")
+        if len(challenge) != p.CHALLENGE_LEN:
+            raise TokenError(
+                f"get challenge: expected {p.CHALLENGE_LEN} bytes, got {len(challenge)}",
+                hint="is it a programmable token? keyfob token info tells",
+            )
         self._send(p.answer_challenge(challenge, self.key), "authenticate")
         self.authenticated = True
+
+    def _read_info(self, molto2: bool) -> p.InfoBlock:
+        return p.parse_info(self._send(p.get_info(molto2=molto2), "get info"))
+
+
+def _now(clock: int | None) -> int:
+    return int(time.time()) if clock is None else clock
+
+
+class SingleProfileSession(TokenSession):
+    """Token2 single-profile NFC tokens: info, authenticate, write config (clock), write seed."""
+
+    def __init__(self, connection: Connection, key: bytes = SINGLE_PROFILE_KEY) -> None:
+        super().__init__(connection, key)
+
+    def get_info(self) -> TokenInfo:
+        block = self._read_info(molto2=False)
+        return TokenInfo(block.serial, by_serial(block.serial), block.clock)
 
     def write_config(
         self,
@@ -104,20 +169,15 @@ class SingleProfileSession:
         display: p.DisplayTimeout = p.DisplayTimeout.S30,
     ) -> int:
         """Set algorithm, step, display timeout and the clock (default: this machine's UTC)."""
-        if algorithm not in _HMAC:
-            raise BadData(f"{algorithm.value} is not supported by this token (SHA1 or SHA256)")
-        if period not in p.STEP_BYTES:
-            raise BadData(f"a {period} s period is not supported by this token (30 or 60)")
-        clock = int(time.time()) if clock is None else clock
+        hmac_alg = p.HmacAlgorithm.of(algorithm)  # both refuse before anything is sent
+        p.TimeStep.of_seconds(period)
+        clock = _now(clock)
         self._send(
-            p.write_single_config(clock, _HMAC[algorithm], period, display, self.key),
-            "write config",
+            p.write_single_config(clock, hmac_alg, period, display, self.key), "write config"
         )
         return clock
 
     def write_seed(self, seed: bytes) -> None:
-        if not 1 <= len(seed) <= p.MAX_SEED:
-            raise BadData(f"the seed is {len(seed)} bytes; the token holds 1 to {p.MAX_SEED}")
         self._send(p.write_seed(seed, self.key), "write seed")
 
 
@@ -132,25 +192,18 @@ class ProfileInfo:
     clock: int
 
 
-class Molto2Session:
+class Molto2Session(TokenSession):
     """Token2 Molto2 (USB, 50 or 100 profiles)."""
+
+    short_challenge = True
 
     def __init__(
         self, connection: Connection, customer_key: bytes = MOLTO2_DEFAULT_CUSTOMER_KEY
     ) -> None:
-        self.connection = connection
-        self.key = molto2_key(customer_key)
-        self.authenticated = False
-
-    def _send(self, apdu: p.Apdu, what: str) -> bytes:
-        data, sw = self.connection.transmit(apdu.to_bytes())
-        _check(sw, what, authenticated=self.authenticated)
-        return data
+        super().__init__(connection, molto2_key(customer_key))
 
     def get_info(self) -> TokenInfo:
-        from keyfob.token.models import by_name
-
-        block = p.parse_info(self._send(p.get_info(molto2=True), "get info"))
+        block = self._read_info(molto2=True)
         return TokenInfo(block.serial, by_name("Molto2"), block.clock)
 
     def read_profile(self, index: int) -> ProfileInfo:
@@ -160,21 +213,14 @@ class Molto2Session:
         )
 
     def profiles(self, count: int = 50) -> list[ProfileInfo]:
+        """Profiles 0.. until the token says there is no such profile (or ``count``)."""
         found = []
         for index in range(count):
             try:
                 found.append(self.read_profile(index))
-            except TokenError as exc:
-                if exc.sw == p.Sw.WRONG_P1P2:
-                    break
-                raise
+            except NoSuchProfile:
+                break
         return found
-
-    def authenticate(self) -> None:
-        self.authenticated = False
-        challenge = self._send(p.get_challenge(short=True), "get challenge")
-        self._send(p.answer_challenge(challenge, self.key), "authenticate")
-        self.authenticated = True
 
     def write_seed(self, index: int, seed: bytes) -> None:
         self._send(p.write_seed(seed, self.key, profile=index), f"write seed (profile {index})")
@@ -192,19 +238,15 @@ class Molto2Session:
         period: int = 30,
         display: p.DisplayTimeout = p.DisplayTimeout.S60,
     ) -> int:
-        clock = int(time.time()) if clock is None else clock
-        if algorithm not in _HMAC:
-            raise BadData(f"{algorithm.value} is not supported by the Molto2 (SHA1 or SHA256)")
-        self._send(
-            p.write_molto2_config(
-                index, clock, _HMAC[algorithm], digits, period, display, self.key
-            ),
-            f"write config (profile {index})",
+        clock = _now(clock)
+        apdu = p.write_molto2_config(
+            index, clock, p.HmacAlgorithm.of(algorithm), digits, period, display, self.key
         )
+        self._send(apdu, f"write config (profile {index})")
         return clock
 
     def sync_time(self, index: int, clock: int | None = None) -> int:
-        clock = int(time.time()) if clock is None else clock
+        clock = _now(clock)
         self._send(p.sync_molto2_time(index, clock, self.key), f"sync time (profile {index})")
         return clock
 
