@@ -116,10 +116,22 @@ class Emulator:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.time() + 20
+        try:
+            self._wait_inserted(time.time() + 20)
+        except AssertionError as exc:
+            self.stop()  # never leave a card in the shared reader for the next test
+            output = self.proc.stdout.read() if self.proc.stdout else ""
+            raise AssertionError(f"{exc}; emulator output:\n{output}") from None
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_inserted(self, deadline: float) -> None:
         while not self.control.exists():
-            if self.proc.poll() is not None or time.time() > deadline:
+            if self.proc.poll() is not None:
                 raise AssertionError(f"emulator did not start: {self.proc.stdout.read()}")
+            if time.time() > deadline:
+                raise AssertionError("emulator did not open its control socket in 20 s")
             time.sleep(0.1)
         from keyfob.token.pcsc import list_readers
 
@@ -153,6 +165,9 @@ class Emulator:
         deadline = time.time() + 10
         while "Virtual PCD 00 00" in list_readers(with_card=True) and time.time() < deadline:
             time.sleep(0.1)
+        # vpcd takes a moment after a card leaves before it accepts the next one; an emulator
+        # started at once (the CLI now starts in ~0.1 s) could sit unseen in its backlog.
+        time.sleep(1.0)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from keyfob.otp import Algorithm, OtpType, build_otpauth, decode_migration, merg
 
 RPI = bytes.fromhex("faa505e933a0d12e90beea96c8c10836")
 
-# Public samples from scito/extract_otp_secrets (example_export.txt), decoded facts in formats.md §4.3.
+# Public samples from scito/extract_otp_secrets (example_export.txt), decoded facts in docs/formats.md §4.3.
 SAMPLE_ISSUER = (
     "otpauth-migration://offline?data=CjUKEPqlBekzoNEukL7qlsjBCDYSDnBpQHJhc3BiZXJyeXBp"
     "GgtyYXNwYmVycnlwaSABKAEwAhABGAEgACjr4JKK%2B%2F%2F%2F%2F%2F8B"
@@ -87,7 +87,7 @@ def test_sample_hotp() -> None:
     (c,) = batch.credentials
     assert (c.type, c.counter, c.account) == (OtpType.HOTP, 4, "hotp demo")
     assert batch.batch_id == -1558849573
-    assert c.code() == "058438"  # formats.md §1.4
+    assert c.code() == "058438"  # docs/formats.md §1.4
 
 
 def test_sample_utf8_name_round_trips_to_the_reference_uri() -> None:

@@ -1,4 +1,4 @@
-"""RFC 4226 Appendix D and RFC 6238 Appendix B, every published value (formats.md §1)."""
+"""RFC 4226 Appendix D and RFC 6238 Appendix B, every published value (docs/formats.md §1)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_rfc6238_seeds_in_base32() -> None:
     assert parse_secret("GEZDGNBVGY3TQOJQ" * 6 + "GEZDGNA=") == SEEDS[Algorithm.SHA512]
 
 
-# formats.md §1.4: public sample secrets, cross-checked with oathtool by the doc's authors.
+# docs/formats.md §1.4: public sample secrets, cross-checked with oathtool by the doc's authors.
 EXTRA_TOTP = [
     ("JBSWY3DPEHPK3PXP", Algorithm.SHA1, 6, 30, 0, "282760"),
     ("JBSWY3DPEHPK3PXP", Algorithm.SHA1, 6, 30, 1234567890, "742275"),

@@ -1,4 +1,4 @@
-"""otpauth:// parsing: every real-world deviation of formats.md §3.3, and every malformed input."""
+"""otpauth:// parsing: every real-world deviation of docs/formats.md §3.3, and every malformed input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Verification rules (design §4) as tables of (state, code, time) -> (decision, new state)."""
+"""Verification rules (docs/design.md §4) as tables of (state, code, time) -> (decision, new state)."""
 
 from __future__ import annotations
 

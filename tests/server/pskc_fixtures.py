@@ -1,4 +1,4 @@
-"""PSKC test files built here from RFC 6030's published parameters (formats.md §6.3), with
+"""PSKC test files built here from RFC 6030's published parameters (docs/formats.md §6.3), with
 `cryptography` directly — not with python-pskc, the library under test, and not copied from
 any (L)GPL test suite."""
 

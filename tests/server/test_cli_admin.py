@@ -58,7 +58,7 @@ def test_admin_commands(tmp_path, capsys, leak_watch) -> None:
     assert run(capsys, "admin", "--db", db, "tokens", "unassign", "T1")[0] == 0
     assert run(capsys, "admin", "--db", db, "tokens", "unlock", "T1")[0] == 0
     code, _, err = run(capsys, "admin", "--db", db, "tokens", "assign", "NOPE", "alice@example.com")
-    assert code == 1 and err.strip() == "keyfob: error: no token with serial 'NOPE'"
+    assert code == 1 and err.startswith("keyfob: error: no token with serial 'NOPE' — check")
     out_csv = tmp_path / "entra.csv"
     assert run(capsys, "admin", "--db", db, "tokens", "export", "-o", str(out_csv))[0] == 0
     assert out_csv.read_text().startswith("upn,serial number,secret key")
@@ -86,7 +86,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_first_start_prints_admin_password_and_works(tmp_path, leak_watch) -> None:
+def test_serve_first_start_prints_admin_password_and_works(tmp_path, capsys, leak_watch) -> None:
     port = _free_port()
     db = f"sqlite:///{tmp_path / 'srv.db'}"
     proc = subprocess.Popen(
@@ -129,16 +129,41 @@ def test_serve_first_start_prints_admin_password_and_works(tmp_path, leak_watch)
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        # the admin's one-time password works for the API (HTTP Basic)
-        auth = ("admin", password)
+        # The one-time password is for the web page only: over HTTP Basic it opens neither the
+        # admin API nor the admin's own methods, whose set-up it would otherwise allow.
+        one_time = ("admin", password)
+        resp = httpx.post(
+            f"{base}/api/v1/users", auth=one_time, json={"username": "evil@example.com"}
+        )
+        assert resp.status_code == 403
+        resp = httpx.get(f"{base}/api/v1/users/admin/tokens", auth=one_time)
+        assert resp.status_code == 401
+        # The admin API takes an admin API key, made on the server's machine.
+        status, out, _ = run(
+            capsys,
+            "admin",
+            "--db",
+            db,
+            "--key-file",
+            str(tmp_path / "srv.key"),
+            "apikey",
+            "create",
+            "--role",
+            "admin",
+            "--json",
+        )
+        assert status == 0
+        key = json.loads(out)["key"]
+        leak_watch.secrets.add(key)
+        auth = {"Authorization": f"Bearer {key}"}
         assert (
             httpx.post(
-                f"{base}/api/v1/users", auth=auth, json={"username": "carol@example.com"}
+                f"{base}/api/v1/users", headers=auth, json={"username": "carol@example.com"}
             ).status_code
             == 201
         )
         begun = httpx.post(
-            f"{base}/api/v1/users/carol@example.com/tokens", auth=auth, json={"kind": "app"}
+            f"{base}/api/v1/users/carol@example.com/tokens", headers=auth, json={"kind": "app"}
         ).json()
         leak_watch.secrets.add(begun["secret"])
         totp = pyotp.parse_uri(begun["otpauth_uri"])
@@ -146,7 +171,7 @@ def test_serve_first_start_prints_admin_password_and_works(tmp_path, leak_watch)
         leak_watch.codes.add(code)
         resp = httpx.post(
             f"{base}/api/v1/users/carol@example.com/tokens/{begun['id']}/verify",
-            auth=auth,
+            headers=auth,
             json={"code": code},
         )
         assert resp.status_code == 200 and resp.json()["state"] == "active"

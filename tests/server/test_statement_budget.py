@@ -1,4 +1,4 @@
-"""A validation costs at most 3 SQL statements and 1 commit (privacyIDEA: ~60 and 9)."""
+"""A validation costs at most 3 SQL statements and 1 commit per token (privacyIDEA: ~60 and 9)."""
 
 from __future__ import annotations
 
@@ -43,4 +43,19 @@ def test_accepting_a_code_takes_three_statements_and_one_commit(ctx, clock) -> N
     result = []
     assert _count(ctx, lambda: result.append(validate(ctx, "s@example.com", code))) == (3, 1)
     assert result[0].accepted
-    assert _count(ctx, lambda: validate(ctx, "nobody@example.com", code)) == (2, 1)
+    # An unknown user runs the same three statements as a wrong code (the compare-and-set
+    # matches no row), so that neither timing nor load tells which usernames exist.
+    assert _count(ctx, lambda: validate(ctx, "nobody@example.com", code)) == (3, 1)
+    assert _count(ctx, lambda: validate(ctx, "s@example.com", "000000")) == (5, 1)  # 3 tokens
+
+
+def test_a_lockout_adds_no_statement(ctx, clock) -> None:
+    """The fifth wrong code locks the token: its audit row goes into the same INSERT, so the
+    validation that locks costs the statements of any other wrong code (3 for one token)."""
+    accounts.create_user(ctx, "l@example.com")
+    b = enrolment.begin(ctx, "l@example.com", "app", actor="t")
+    t = pyotp.parse_uri(b["otpauth_uri"])
+    enrolment.verify_enrolment(ctx, "l@example.com", b["id"], t.at(clock.now - 30), actor="t")
+    counts = [_count(ctx, lambda: validate(ctx, "l@example.com", "000000")) for _ in range(7)]
+    assert counts == [(3, 1)] * 7  # four wrong codes, the locking one, two while locked
+    assert validate(ctx, "l@example.com", t.at(clock.now)).reason == "locked"

@@ -10,8 +10,8 @@ from keyfob.formats import qr
 from keyfob.otp import parse_otpauth, parse_secret
 from keyfob.server import accounts
 from keyfob.server.validation import validate
-from keyfob.token.connection import MemoryConnection
 from keyfob.token.emulator import create
+from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
 
 from .conftest import ARTIFACTS, shot
@@ -171,8 +171,14 @@ def test_admin_imports_assigns_unlocks_and_audits(page, live, tmp_path) -> None:
     page.goto(f"{live.url}/admin/apikeys")
     page.get_by_label("What it is for").fill("VPN")
     page.get_by_role("button", name="Create key").click()
-    assert page.locator("#new-key").inner_text().startswith("kf_")
+    vpn_key = page.locator("#new-key").inner_text()
+    assert vpn_key.startswith("kf_")
     shot(page, "admin-apikeys")
+    assert accounts.check_api_key(live.ctx, vpn_key) is not None
+    page.get_by_role("button", name="Revoke VPN").click()
+    page.wait_for_url(re.compile(r".*notice=key-revoked"))
+    assert "revoked 20" in page.locator("table.apikeys").inner_text()
+    assert accounts.check_api_key(live.ctx, vpn_key) is None
 
 
 def test_csrf_and_cookie_flags(page, live) -> None:

@@ -15,7 +15,7 @@ from keyfob.server import accounts, inventory
 from keyfob.server.context import ServerContext, open_context
 from keyfob.server.keyrotation import rotate_key
 from keyfob.server.settings import DEFAULT_DB, Settings
-from keyfob.server.views import user_view
+from keyfob.server.views import api_key_view, user_view
 
 app = typer.Typer(help="Administer users, API keys, tokens and keys.", no_args_is_help=True)
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
@@ -139,21 +139,33 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List API keys (never the keys themselves)."""
-    keys = accounts.list_api_keys(_context(ctx))
+    keys = [api_key_view(k) for k in accounts.list_api_keys(_context(ctx))]
     if as_json:
-        print_json(
-            [
-                {
-                    **k,
-                    "created_at": str(k["created_at"]),
-                    "last_used_at": str(k["last_used_at"] or ""),
-                }
-                for k in keys
-            ]
-        )
+        print_json(keys)
         return
+    typer.echo(f"{'ID':<12}  {'ROLE':<8}  {'LAST USED':<16}  {'REVOKED':<16}  NAME")
     for k in keys:
-        typer.echo(f"{k['id']}  {k['role']:<8} {k['name']}")
+        used, revoked = _minute(k["last_used_at"]) or "never", _minute(k["revoked_at"]) or "-"
+        typer.echo(f"{k['id']:<12}  {k['role']:<8}  {used:<16}  {revoked:<16}  {k['name']}")
+
+
+def _minute(iso: str | None) -> str | None:
+    """``2027-01-15T08:00:00+00:00`` -> ``2027-01-15 08:00`` (UTC), for the table."""
+    return iso[:16].replace("T", " ") if iso else None
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="The key's id or name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke an API key: every running server refuses it from its next request."""
+    revoked = api_key_view(accounts.revoke_api_key(_context(ctx), key, actor=ACTOR))
+    if as_json:
+        print_json(revoked)
+    else:
+        typer.echo(f"revoked API key {revoked['id']} ({revoked['name']!r}, {revoked['role']})")
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -182,25 +194,27 @@ def tokens_import(
         key_bytes = bytes.fromhex(key) if key else None
     except ValueError:
         raise typer.BadParameter("--key must be hex digits") from None
-    report = inventory.import_seeds(
-        _context(ctx),
-        file.read_bytes(),
-        fmt=fmt,
-        source=file.name,
-        password=password,
-        key=key_bytes,
-        mac_check=mac_check,
-        dry_run=dry_run,
-        actor=ACTOR,
-    )
-    data = report.as_dict()
+    with file.open("rb") as stream:  # read as it goes: a 20 MB CSV is never in memory whole
+        report = inventory.import_seeds(
+            _context(ctx),
+            stream,
+            fmt=fmt,
+            source=file.name,
+            password=password,
+            key=key_bytes,
+            mac_check=mac_check,
+            dry_run=dry_run,
+            actor=ACTOR,
+        )
+    data = report.as_dict() if as_json else report.summary()
     if as_json:
         print_json(data)
     else:
         for row in report.rows:
             if row.action in ("error", "warning") or dry_run:
                 what = row.serial or ""
-                typer.echo(f"{row.where:<24} {row.action:<9} {what} {row.message}".rstrip())
+                hint = f" — {row.hint}" if row.hint else ""
+                typer.echo(f"{row.where:<24} {row.action:<9} {what} {row.message}{hint}".rstrip())
         verdict = (
             "dry run: nothing imported"
             if dry_run

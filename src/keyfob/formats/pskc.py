@@ -9,6 +9,7 @@ policy (strict / soft / none), and the mapping to :class:`SeedRecord`.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +19,7 @@ from defusedxml import DefusedXmlException
 from pskc.exceptions import DecryptionError, KeyDerivationError, ParseError, PSKCError
 
 from keyfob.errors import KeyfobError, SeedFileError
-from keyfob.formats.seeds import RowError, SeedFile, SeedRecord
+from keyfob.formats.seeds import RowError, RowWarning, SeedFile, SeedItem, SeedRecord
 from keyfob.otp import Algorithm, OtpType
 
 MAX_BYTES = 256 * 1024 * 1024
@@ -56,57 +57,104 @@ def _otp_type(algorithm: str | None) -> OtpType | None:
     return None
 
 
-def _secret(key: Any, mac_check: MacCheck, warnings: list[RowError], where: str) -> bytes | None:
+MAX_PBKDF2_ITERATIONS = 10_000_000
+"""The most PBKDF2 iterations a file may ask for. The count is the file's to choose, so without a
+bound a file asking for 2 000 000 000 keeps an import worker busy for hours. Real files use 1 000
+(RFC 6030's example) to 100 000 (python-pskc's and keyfob's own exports); 10 million is 100 times
+that, a few seconds of one core."""
+MAX_PBKDF2_KEY_LENGTH = 64
+"""Bytes of derived key: AES needs at most 32; PBKDF2's cost grows with the length asked for."""
+
+_WRONG_KEY = ("Invalid padding", "IV does not match", "CMS key checksum error")
+
+
+def _check_derivation(container: Any) -> None:
+    """Refuse an unreasonable PBKDF2 cost before deriving anything (see the limits above)."""
+    derivation = container.encryption.derivation
+    iterations = derivation.pbkdf2_iterations
+    if iterations is not None and not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
+        raise SeedFileError(
+            f"the PSKC file asks for {iterations} PBKDF2 iterations; keyfob derives keys with "
+            f"at most {MAX_PBKDF2_ITERATIONS:,}",
+            hint="ask the vendor for the file with a usual iteration count (1 000 to 1 000 000); "
+            "a count this high is either a mistake or an attempt to tie up the server",
+        )
+    length = derivation.pbkdf2_key_length
+    if length is not None and not 1 <= length <= MAX_PBKDF2_KEY_LENGTH:
+        raise SeedFileError(
+            f"the PSKC file asks for a {length}-byte PBKDF2 key (at most {MAX_PBKDF2_KEY_LENGTH})",
+            hint="the KeyLength of the file's PBKDF2-params is wrong; ask the vendor for the file "
+            "again",
+        )
+
+
+def _decrypt_error(exc: DecryptionError, where: str) -> SeedFileError:
+    """What a failed decryption means to the person importing, and what to do about it."""
+    reason = str(exc)
+    if reason in _WRONG_KEY:
+        return SeedFileError(
+            "cannot decrypt: wrong password or key, or a damaged file",
+            where=where,
+            hint="check the password (--password) or pre-shared key (--key) that came with "
+            "this file; if they are right, ask the vendor for the file again",
+        )
+    if "MAC" in reason:
+        return SeedFileError(
+            f"cannot decrypt: {reason} (the file was altered, or the password or key is wrong)",
+            where=where,
+            hint="check the password or key; with the right one, a MAC mismatch means the file "
+            "was altered (use --mac-check soft to import anyway)",
+        )
+    return SeedFileError(f"cannot decrypt: {reason}", where=where)
+
+
+def _secret(key: Any, mac_check: MacCheck) -> tuple[bytes | None, bool]:
+    """The key's secret, and whether its ValueMAC failed and was let through (soft/none)."""
     try:
-        return key.secret
+        return key.secret, False
     except DecryptionError as exc:
         if "MAC" not in str(exc) or mac_check is MacCheck.STRICT:
             raise
         # soft/none: decrypt without the MAC check the file failed.
         encrypted = key._secret  # python-pskc keeps the EncryptedValue here
         encrypted.mac_value = None
-        if mac_check is MacCheck.SOFT:
-            warnings.append(RowError(where, "ValueMAC does not match; imported anyway (soft)"))
-        return encrypted.get_value(key.device.pskc)
+        return encrypted.get_value(key.device.pskc), mac_check is MacCheck.SOFT
 
 
-def _record(key: Any, index: int, mac_check: MacCheck, warnings: list[RowError]) -> SeedRecord:
-    serial = (key.serial or key.id or "").strip()
-    where = f"key {index}" + (f" (serial {serial})" if serial else "")
+def _algorithm(key: Any, where: str) -> tuple[OtpType, Algorithm]:
     otp_type = _otp_type(key.algorithm)
     if otp_type is None:
         raise SeedFileError(f"algorithm {key.algorithm!r} is not HOTP or TOTP", where=where)
+    if not key.algorithm_suite:
+        return otp_type, Algorithm.SHA1
+    try:
+        return otp_type, Algorithm.parse(key.algorithm_suite)
+    except KeyfobError:
+        raise SeedFileError(
+            f"unsupported algorithm suite {key.algorithm_suite!r}", where=where
+        ) from None
+
+
+def _record(key: Any, index: int, mac_check: MacCheck) -> tuple[SeedRecord, bool]:
+    """One key as a record, and whether its ValueMAC failed but was let through."""
+    serial = (key.serial or key.id or "").strip()
+    where = f"key {index}" + (f" (serial {serial})" if serial else "")
+    otp_type, algorithm = _algorithm(key, where)
     if key.policy.unknown_policy_elements:
         raise SeedFileError(
             "unknown policy elements: RFC 6030 says the key must not be used", where=where
         )
-    algorithm = Algorithm.SHA1
-    if key.algorithm_suite:
-        try:
-            algorithm = Algorithm.parse(key.algorithm_suite)
-        except KeyfobError:
-            raise SeedFileError(
-                f"unsupported algorithm suite {key.algorithm_suite!r}", where=where
-            ) from None
     encoding = (key.response_encoding or "DECIMAL").upper()
     if encoding != "DECIMAL":
         raise SeedFileError(f"response encoding {encoding} is not decimal", where=where)
-    digits = key.response_length or 6
-    if not 6 <= digits <= 10:
-        raise SeedFileError(f"{digits}-digit codes are not supported (6 to 10)", where=where)
     try:
-        secret = _secret(key, mac_check, warnings, where)
+        secret, mac_let_through = _secret(key, mac_check)
         counter = key.counter or 0
         period = key.time_interval or 30
         drift = key.time_drift or 0
         t0 = key.time_offset or 0
     except DecryptionError as exc:
-        raise SeedFileError(
-            f"cannot decrypt: {exc}",
-            where=where,
-            hint="check the password or key; a MAC mismatch means the file was "
-            "altered (use --mac-check soft to import anyway)",
-        ) from None
+        raise _decrypt_error(exc, where) from None
     if not secret:
         raise SeedFileError(
             "no secret in this key (KeyReference-only keys cannot be imported)", where=where
@@ -115,14 +163,12 @@ def _record(key: Any, index: int, mac_check: MacCheck, warnings: list[RowError])
         raise SeedFileError("no serial number and no key Id", where=where)
     if otp_type is OtpType.TOTP and t0:
         raise SeedFileError(f"Time (T0) of {t0} intervals is not supported (only 0)", where=where)
-    if period <= 0:
-        raise SeedFileError(f"time interval {period} is not positive", where=where)
-    return SeedRecord(
+    record = SeedRecord(
         serial=serial,
         secret=bytes(secret),
         type=otp_type,
         algorithm=algorithm,
-        digits=digits,
+        digits=key.response_length or 6,
         period=period,
         counter=counter,
         drift=drift,
@@ -132,6 +178,38 @@ def _record(key: Any, index: int, mac_check: MacCheck, warnings: list[RowError])
         upn=None,
         where=where,
     )
+    try:
+        return record.checked(), mac_let_through
+    except KeyfobError as exc:
+        raise SeedFileError(exc.message, where=where, hint=exc.hint) from None
+
+
+def _open(data: bytes, password: str | None, key: bytes | None) -> Any:
+    """The parsed container, with its decryption key set (file-level problems raise)."""
+    _screen(data)
+    try:
+        container = pskc.PSKC(io.BytesIO(data))
+    except ParseError as exc:
+        raise SeedFileError(f"not a valid PSKC file: {exc}") from None
+    except PSKCError as exc:
+        raise SeedFileError(f"cannot read the PSKC file: {exc}") from None
+    if not container.encryption.is_encrypted:
+        return container
+    if password is not None:
+        _check_derivation(container)
+        try:
+            container.encryption.derive_key(password)
+        except KeyDerivationError as exc:
+            raise SeedFileError(f"cannot derive the key from the password: {exc}") from None
+    elif key is not None:
+        container.encryption.key = key
+    else:
+        name = container.encryption.key_name
+        raise SeedFileError(
+            "the PSKC file is encrypted" + (f" (key name {name!r})" if name else ""),
+            hint="give the password (--password) or the pre-shared key in hex (--key)",
+        )
+    return container
 
 
 def read_pskc(
@@ -142,41 +220,36 @@ def read_pskc(
     mac_check: MacCheck | str = MacCheck.STRICT,
 ) -> SeedFile:
     """Every HOTP/TOTP key of a PSKC file; per-key problems are collected, not raised."""
+    return SeedFile.collect(
+        "pskc", iter_pskc(data, password=password, key=key, mac_check=mac_check)
+    )
+
+
+def iter_pskc(
+    data: bytes,
+    *,
+    password: str | None = None,
+    key: bytes | None = None,
+    mac_check: MacCheck | str = MacCheck.STRICT,
+) -> Iterator[SeedItem]:
+    """The file's keys in order (python-pskc parses the whole file first: PSKC is XML)."""
     mac_check = MacCheck(mac_check)
-    _screen(data)
-    try:
-        container = pskc.PSKC(io.BytesIO(data))
-    except ParseError as exc:
-        raise SeedFileError(f"not a valid PSKC file: {exc}") from None
-    except PSKCError as exc:
-        raise SeedFileError(f"cannot read the PSKC file: {exc}") from None
-    if container.encryption.is_encrypted:
-        if password is not None:
-            try:
-                container.encryption.derive_key(password)
-            except KeyDerivationError as exc:
-                raise SeedFileError(f"cannot derive the key from the password: {exc}") from None
-        elif key is not None:
-            container.encryption.key = key
-        else:
-            name = container.encryption.key_name
-            raise SeedFileError(
-                "the PSKC file is encrypted" + (f" (key name {name!r})" if name else ""),
-                hint="give the password (--password) or the pre-shared key in hex (--key)",
-            )
-    records: list[SeedRecord] = []
-    errors: list[RowError] = []
-    warnings: list[RowError] = []
+    container = _open(data, password, key)
+    if not container.keys:
+        yield RowError("file", "the PSKC file holds no keys")
     for index, item in enumerate(container.keys, 1):
         try:
-            records.append(_record(item, index, mac_check, warnings))
+            record, mac_let_through = _record(item, index, mac_check)
         except SeedFileError as exc:
-            errors.append(RowError(exc.where or f"key {index}", exc.message.split(": ", 1)[-1]))
+            where = exc.where or f"key {index}"
+            yield RowError(where, exc.message.removeprefix(f"{where}: "), exc.hint)
+            continue
         except (PSKCError, ValueError, TypeError) as exc:
-            errors.append(RowError(f"key {index}", f"unreadable: {type(exc).__name__}: {exc}"))
-    if not container.keys:
-        errors.append(RowError("file", "the PSKC file holds no keys"))
-    return SeedFile("pskc", tuple(records), tuple(errors), tuple(warnings))
+            yield RowError(f"key {index}", f"unreadable: {type(exc).__name__}: {exc}")
+            continue
+        if mac_let_through:
+            yield RowWarning(record.where, "ValueMAC does not match; imported anyway (soft)")
+        yield record
 
 
 def write_pskc(records: list[SeedRecord], password: str, *, iterations: int = 100_000) -> bytes:

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import io
 from enum import StrEnum
+from typing import IO
 
 from keyfob.errors import SeedFileError
-from keyfob.formats.csvseeds import is_entra_header, read_entra_csv, read_oath_csv
-from keyfob.formats.otpauth_list import read_otpauth_list
-from keyfob.formats.pskc import MacCheck, read_pskc
-from keyfob.formats.seeds import SeedFile
+from keyfob.formats.csvseeds import is_entra_header, iter_entra_csv, iter_oath_csv
+from keyfob.formats.otpauth_list import iter_otpauth_list
+from keyfob.formats.pskc import MAX_BYTES, MacCheck, iter_pskc
+from keyfob.formats.seeds import SeedFile, SeedStream
+
+_HEAD = 4096
 
 
 class SeedFormat(StrEnum):
     PSKC = "pskc"
     AZURE_CSV = "azure-csv"
     OATH_CSV = "oath-csv"
-    VENDOR_CSV = "vendor-csv"  # alias of oath-csv (design §6)
+    VENDOR_CSV = "vendor-csv"  # alias of oath-csv (docs/design.md §6.1)
     OTPAUTH = "otpauth"
 
 
 def detect_format(data: bytes) -> SeedFormat:
     """Guess the format from the content (never from the file name)."""
-    head = data[:4096].decode("utf-8-sig", errors="replace").lstrip()
+    head = data[:_HEAD].decode("utf-8-sig", errors="replace").lstrip()
     if head.startswith("<"):
         return SeedFormat.PSKC
     first = next(
@@ -40,22 +44,43 @@ def detect_format(data: bytes) -> SeedFormat:
     )
 
 
+def stream_seed_file(
+    source: bytes | IO[bytes],
+    fmt: SeedFormat | str | None = None,
+    *,
+    password: str | None = None,
+    key: bytes | None = None,
+    mac_check: MacCheck | str = MacCheck.STRICT,
+) -> SeedStream:
+    """Any supported seed file, read as its rows are consumed: a CSV or URI list from a file
+    object is never in memory whole. ``source`` must be seekable (its start is read twice: to
+    detect the format, then to read it). File-level problems raise, here or while reading."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    start = stream.tell()
+    head = stream.read(_HEAD)
+    stream.seek(start)
+    if not head.strip():
+        raise SeedFileError("the seed file is empty")
+    kind = SeedFormat(fmt) if fmt else detect_format(head)
+    if kind is SeedFormat.PSKC:
+        # python-pskc parses a whole document; MAX_BYTES + 1 lets _screen refuse a larger one.
+        data = source if isinstance(source, bytes) else stream.read(MAX_BYTES + 1)
+        items = iter_pskc(data, password=password, key=key, mac_check=mac_check)
+        return SeedStream("pskc", items)
+    if kind is SeedFormat.AZURE_CSV:
+        return SeedStream("azure-csv", iter_entra_csv(stream))
+    if kind is SeedFormat.OTPAUTH:
+        return SeedStream("otpauth", iter_otpauth_list(stream))
+    return SeedStream("oath-csv", iter_oath_csv(stream))
+
+
 def read_seed_file(
-    data: bytes,
+    data: bytes | IO[bytes],
     fmt: SeedFormat | str | None = None,
     *,
     password: str | None = None,
     key: bytes | None = None,
     mac_check: MacCheck | str = MacCheck.STRICT,
 ) -> SeedFile:
-    """Read any supported seed file; file-level problems raise, row-level ones are collected."""
-    if not data.strip():
-        raise SeedFileError("the seed file is empty")
-    kind = SeedFormat(fmt) if fmt else detect_format(data)
-    if kind is SeedFormat.PSKC:
-        return read_pskc(data, password=password, key=key, mac_check=mac_check)
-    if kind is SeedFormat.AZURE_CSV:
-        return read_entra_csv(data)
-    if kind is SeedFormat.OTPAUTH:
-        return read_otpauth_list(data)
-    return read_oath_csv(data)
+    """Any supported seed file, whole; file-level problems raise, row-level ones are collected."""
+    return stream_seed_file(data, fmt, password=password, key=key, mac_check=mac_check).collect()

@@ -1,6 +1,6 @@
 """Google Authenticator export QR codes: ``otpauth-migration://offline?data=…``.
 
-The payload is a protobuf ``MigrationPayload`` (formats.md §4.2). We decode it with the small
+The payload is a protobuf ``MigrationPayload`` (docs/formats.md §4.2). We decode it with the small
 wire-format reader below rather than the ``protobuf`` runtime: the schema is three tiny messages
 that Google never published, so there is no official ``.proto`` to generate code from; the
 reader is ~60 lines, skips unknown fields (newer exports add field 8) by wire type as protobuf

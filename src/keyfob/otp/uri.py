@@ -1,6 +1,6 @@
 """``otpauth://`` URIs (Google's Key Uri Format) — parse leniently, build strictly.
 
-Parsing tolerates every deviation seen in real QR codes (formats.md §3.3): lower-case and
+Parsing tolerates every deviation seen in real QR codes (docs/formats.md §3.3): lower-case and
 padded or space-grouped secrets, ``+`` meaning a space in the label, the issuer parameter
 disagreeing with the label prefix (the parameter wins, with a warning), unknown parameters
 (kept), a lower-case algorithm name. Building emits the canonical form every app reads.

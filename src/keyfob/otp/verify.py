@@ -1,4 +1,4 @@
-"""Verification rules (design §4) as pure functions: state in, decision and new state out.
+"""Verification rules (docs/design.md §4) as pure functions: state in, decision and new state out.
 
 Nothing here reads a clock, a database or a lock. The caller passes ``now`` and the token's
 current :class:`TokenState`; the :class:`Decision` carries the state to store. The store then
@@ -33,7 +33,7 @@ from keyfob.otp.hotp import Algorithm, match_counter
 
 @dataclass(frozen=True)
 class Policy:
-    """Verification settings; the defaults are design §4's."""
+    """Verification settings; the defaults are those of docs/design.md §4.2."""
 
     window: int = 1
     enrol_window: int = 15

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import secrets
-import time
-import unicodedata
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from keyfob.errors import KeyfobError
+from keyfob.formats import seeds
+from keyfob.formats.seeds import USERNAME_HINT
 from keyfob.server import auditlog
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import Conflict, NotFound, ServiceError
@@ -20,30 +25,30 @@ from keyfob.server.store import repo
 from keyfob.server.store.records import UserRecord
 
 ROLES = ("user", "admin")
-API_ROLES = ("validate", "admin")
+API_ROLES = ("validate", "admin", "metrics")
 MIN_PASSWORD = 10
+NO_USER_HINT = "check the user name (the UPN, e.g. alice@example.com) against the user list"
+NAME_HINT = USERNAME_HINT
 
 
 def check_username(username: str) -> str:
-    name = unicodedata.normalize("NFC", username.strip())
-    if not name:
-        raise ServiceError("username is empty")
-    if len(name) > 255:
-        raise ServiceError("username is longer than 255 characters")
-    bad = next((ch for ch in name if unicodedata.category(ch)[0] in "CZ" and ch != " "), None)
-    if bad is not None or " " in name:
-        raise ServiceError(
-            "username contains a space or control character",
-            hint="use the user principal name, e.g. alice@example.com",
-        )
-    return name
+    """The username rule of keyfob.formats.seeds (also applied to seed files' UPNs), as a 400."""
+    try:
+        return seeds.check_username(username)
+    except KeyfobError as exc:
+        raise ServiceError(exc.message, hint=exc.hint) from None
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise ServiceError(f"password is shorter than {MIN_PASSWORD} characters")
+        raise ServiceError(
+            f"password is shorter than {MIN_PASSWORD} characters",
+            hint="a few unrelated words make a long password that is easy to type",
+        )
     if len(password) > 1024:
-        raise ServiceError("password is longer than 1024 characters")
+        raise ServiceError(
+            "password is longer than 1024 characters", hint="choose a shorter password"
+        )
     return password
 
 
@@ -67,8 +72,10 @@ def create_user(
     """Add a user. A password set by an admin is one-time: the user must change it."""
     name = check_username(username)
     if role not in ROLES:
-        raise ServiceError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    hashed = ctx.hasher.hash(check_password(password)) if password is not None else None
+        raise ServiceError(
+            f"role {role!r} is not one of {', '.join(ROLES)}", hint="use user or admin"
+        )
+    hashed = hash_password(ctx, check_password(password)) if password is not None else None
     with ctx.begin() as conn:
         try:
             user = repo.insert_user(
@@ -81,7 +88,10 @@ def create_user(
                 now=ctx.now_dt(),
             )
         except IntegrityError:
-            raise Conflict(f"user {name!r} already exists") from None
+            raise Conflict(
+                f"user {name!r} already exists",
+                hint="user names are unique whatever their case; pick another or use this one",
+            ) from None
         auditlog.record(
             conn,
             ctx,
@@ -99,7 +109,7 @@ def get_user(ctx: ServerContext, username: str) -> UserRecord:
     with ctx.engine.connect() as conn:
         user = repo.get_user(conn, username)
     if user is None:
-        raise NotFound(f"no user {username!r}")
+        raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
     return user
 
 
@@ -114,7 +124,7 @@ def set_disabled(
     with ctx.begin() as conn:
         user = repo.get_user(conn, username)
         if user is None:
-            raise NotFound(f"no user {username!r}")
+            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
         repo.update_user(conn, user.id, disabled=disabled)
         auditlog.record(
             conn,
@@ -137,11 +147,11 @@ def set_password(
     actor: str,
     client: str | None = None,
 ) -> None:
-    hashed = ctx.hasher.hash(check_password(password))
+    hashed = hash_password(ctx, check_password(password))
     with ctx.begin() as conn:
         user = repo.get_user(conn, username)
         if user is None:
-            raise NotFound(f"no user {username!r}")
+            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
         repo.update_user(conn, user.id, password_hash=hashed, must_change_password=one_time)
         auditlog.record(
             conn,
@@ -155,20 +165,49 @@ def set_password(
         )
 
 
-def authenticate(ctx: ServerContext, username: str, password: str) -> UserRecord | None:
-    """The user if the password matches and the account is enabled; same cost otherwise."""
+HASH_SLOTS = 3
+"""At most this many argon2 hashes run at once in a process; the others queue. Each takes
+argon2's memory cost (64 MiB by default), and the thread pool runs up to 40 requests at once:
+without a bound, a flood of password requests would take 2.5 GiB."""
+
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+
+
+def hash_password(ctx: ServerContext, password: str) -> str:
+    """Every argon2 run of the server goes through a slot, setting passwords included."""
+    with _hash_slots:
+        return ctx.hasher.hash(password)
+
+
+def _verify_password(ctx: ServerContext, hashed: str | None, password: str) -> bool:
+    """Check ``password`` against ``hashed``, or against a decoy hash when there is none (same
+    cost, always False)."""
+    with _hash_slots:
+        try:
+            ctx.hasher.verify(hashed or ctx.dummy_password_hash(), password)
+        except (VerificationError, InvalidHashError):
+            return False
+    return hashed is not None
+
+
+Eligible = Callable[[Connection, UserRecord], bool]
+
+
+def authenticate(
+    ctx: ServerContext, username: str, password: str, *, eligible: Eligible | None = None
+) -> UserRecord | None:
+    """The user if the password matches, the account is enabled and ``eligible`` says yes.
+
+    Otherwise None, at the same cost: an unknown, disabled or ineligible account's password is
+    checked against a decoy hash, never its own, so neither the answer nor its timing can tell
+    a right password for such an account from a wrong one."""
     with ctx.engine.connect() as conn:
         found = repo.get_password_hash(conn, username)
-    if found is None or found[1] is None:
-        with contextlib.suppress(VerificationError, InvalidHashError):
-            ctx.hasher.verify(ctx.dummy_password_hash(), password)
-        return None
-    user, hashed = found
-    try:
-        ctx.hasher.verify(hashed, password)  # type: ignore[arg-type]
-    except (VerificationError, InvalidHashError):
-        return None
-    return None if user.disabled else user
+        user = found[0] if found is not None and found[1] is not None else None
+        if user is not None and (user.disabled or (eligible and not eligible(conn, user))):
+            user = None
+    hashed = found[1] if user is not None and found is not None else None
+    return user if _verify_password(ctx, hashed, password) else None
 
 
 def ensure_first_admin(ctx: ServerContext) -> tuple[str, str] | None:
@@ -204,7 +243,10 @@ def create_api_key(
     ctx: ServerContext, name: str, role: str, *, actor: str = "cli", client: str | None = None
 ) -> tuple[ApiKey, str]:
     if role not in API_ROLES:
-        raise ServiceError(f"API key role {role!r} is not one of {', '.join(API_ROLES)}")
+        raise ServiceError(
+            f"API key role {role!r} is not one of {', '.join(API_ROLES)}",
+            hint="validate for a RADIUS or app server that checks codes, admin for management",
+        )
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     with ctx.begin() as conn:
@@ -228,28 +270,100 @@ def create_api_key(
     return ApiKey(key_id, name or key_id, role), f"kf_{key_id}_{secret}"
 
 
-API_KEY_CACHE_SECONDS = 30.0
-"""A verified key is trusted for this long without a database read, which keeps validation at
-3 statements; a deleted key stops working within this time."""
+API_KEY_TOUCH_SECONDS = 60.0
+"""``last_used_at`` is written at most this often per key, by whichever worker sees the first use
+after it: a conditional UPDATE, never a write per request."""
 
 
 def check_api_key(ctx: ServerContext, presented: str) -> ApiKey | None:
-    digest = _hash(presented)
-    cached = ctx.api_key_cache.get(digest)
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]  # type: ignore[return-value]
+    """The key's principal, or None for a malformed, unknown, wrong or revoked key (callers answer
+    all four with the same 401).
+
+    One primary-key SELECT per request and no cache, on purpose: a revocation committed by any
+    worker or node is refused by the very next request everywhere (a per-process cache would keep
+    a revoked key working in the other workers until it expired)."""
     parts = presented.split("_", 2)
-    if len(parts) != 3 or parts[0] != "kf":
+    if len(parts) != 3 or parts[0] != "kf" or not _looks_like_id(parts[1]):
         return None
     with ctx.engine.connect() as conn:
         row = repo.get_api_key(conn, parts[1])
     if row is None or not hmac.compare_digest(row["hash"], _hash(parts[2])):
         return None
-    key = ApiKey(row["id"], row["name"], row["role"])
-    ctx.api_key_cache[digest] = (key, time.monotonic() + API_KEY_CACHE_SECONDS)
-    return key
+    if row["revoked_at"] is not None:
+        return None
+    _record_use(ctx, row["id"], row["last_used_at"])
+    return ApiKey(row["id"], row["name"], row["role"])
 
 
-def list_api_keys(ctx: ServerContext) -> list[dict[str, object]]:
+def _looks_like_id(text: str) -> bool:
+    """Key ids are 12 hex digits: anything else is refused without a database read."""
+    return 0 < len(text) <= 16 and all(ch in "0123456789abcdef" for ch in text)
+
+
+def _record_use(ctx: ServerContext, key_id: str, last_used: datetime | None) -> None:
+    now = ctx.now_dt()
+    since = now - timedelta(seconds=API_KEY_TOUCH_SECONDS)
+    if last_used is not None and last_used >= since:
+        return
+    with ctx.begin() as conn:
+        repo.touch_api_key(conn, key_id, now, older_than=since)
+
+
+def list_api_keys(ctx: ServerContext) -> list[dict[str, Any]]:
+    """Every key with its dates (revoked ones too), never a hash."""
     with ctx.engine.connect() as conn:
         return repo.list_api_keys(conn)
+
+
+def revoke_api_key(
+    ctx: ServerContext, ref: str, *, actor: str, client: str | None = None
+) -> dict[str, Any]:
+    """Revoke the key with id or name ``ref`` at once, for every worker (see check_api_key).
+
+    The row stays, with ``revoked_at`` set, so the list and the audit still say what it was."""
+    with ctx.begin() as conn:
+        row = _find_api_key(conn, ref.strip())
+        now = ctx.now_dt()
+        if row["revoked_at"] is not None or not repo.revoke_api_key(conn, row["id"], now):
+            raise Conflict(
+                f"API key {row['id']} ({row['name']!r}) is already revoked",
+                hint="nothing to do; a revoked key never works again",
+            )
+        auditlog.record(
+            conn,
+            ctx,
+            actor=actor,
+            action="apikey.revoke",
+            outcome="success",
+            client=client,
+            details={"key_id": row["id"], "name": row["name"], "role": row["role"]},
+        )
+    return {k: v for k, v in row.items() if k != "hash"} | {"revoked_at": now}
+
+
+def _find_api_key(conn: Connection, ref: str) -> dict[str, Any]:
+    """By id first, else by name among the keys not yet revoked (names need not be unique)."""
+    parts = ref.split("_", 2)
+    if len(parts) == 3 and parts[0] == "kf" and _looks_like_id(parts[1]):
+        # Someone pasted the key itself: never echo it back (errors end up in logs and shells).
+        raise ServiceError(
+            "that is an API key itself, not its id or name",
+            hint=f"give its id instead: {parts[1]}",
+        )
+    row = repo.get_api_key(conn, ref) if _looks_like_id(ref) else None
+    if row is not None:
+        return row
+    named = repo.api_keys_named(conn, ref)
+    active = [r for r in named if r["revoked_at"] is None]
+    if len(active) > 1:
+        ids = ", ".join(r["id"] for r in active)
+        raise Conflict(
+            f"{len(active)} API keys are named {ref[:64]!r} ({ids})",
+            hint="give the id instead of the name (keyfob admin apikey list shows both)",
+        )
+    if active or named:
+        return (active or named)[0]
+    raise NotFound(
+        f"no API key has the id or name {ref[:64]!r}",
+        hint="keyfob admin apikey list shows every key's id and name",
+    )

@@ -10,7 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,8 +33,6 @@ class ServerContext:
     clock: Callable[[], float] = time.time
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     key_created: bool = False
-    # Verified API keys, by SHA-256 of the presented key -> (principal, monotonic expiry).
-    api_key_cache: dict[str, tuple[object, float]] = field(default_factory=dict)
 
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _dummy_hash: str | None = None
@@ -47,16 +45,21 @@ class ServerContext:
         return self._dummy_hash
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
+    def begin(self, conn: Connection | None = None) -> Iterator[Connection]:
         """A write transaction. SQLite allows one writer per file: threads of this process
         queue on a mutex (microseconds) instead of SQLite's busy handler, which sleeps in steps
-        of up to 100 ms and would turn contention into long tail latencies."""
-        if self.engine.dialect.name != "sqlite":
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        of up to 100 ms and would turn contention into long tail latencies.
+
+        ``conn`` runs it on that connection (with no transaction open) instead of a fresh one:
+        an import's rows wait in temporary tables, which only their own connection sees."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self._write_lock if sqlite else nullcontext():
+            if conn is None:
+                with self.engine.begin() as fresh:
+                    yield fresh
+            else:
+                with conn.begin():
+                    yield conn
 
     def sealing_kid(self, conn: Connection) -> str:
         """The key id the database seals with, locked against a rotation until ``conn`` ends.

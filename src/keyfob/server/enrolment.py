@@ -3,7 +3,7 @@ classic token from the inventory by serial *and* a current code.
 
 Enrolment is "Configure app without notifications": the server makes a standard TOTP secret,
 shows it as an ``otpauth://`` QR code and a grouped manual key, and activates the method only
-after one correct code within ±15 steps (design §4) — so a mistyped key or a token with a wrong
+after one correct code within ±15 steps (docs/design.md §4): a mistyped key or a token with a wrong
 clock never becomes a method that locks its owner out.
 """
 
@@ -16,11 +16,13 @@ from typing import Any
 from keyfob.formats.qr import encode_svg
 from keyfob.otp import Algorithm, Credential, build_otpauth, generate_secret, group_key, to_base32
 from keyfob.otp.hotp import check_digits
-from keyfob.otp.verify import Mode, Reason, verify
-from keyfob.server import auditlog
+from keyfob.otp.verify import Decision, Mode, Reason, verify
+from keyfob.server import auditlog, claims, decoy
+from keyfob.server.accounts import NO_USER_HINT
 from keyfob.server.context import ServerContext
 from keyfob.server.decisions import apply_decision, resync_codes
 from keyfob.server.errors import CodeRejected, Conflict, Gone, NotFound, ServiceError
+from keyfob.server.inputs import check_serial
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord, UserRecord, state_values
 from keyfob.server.views import token_view
@@ -36,9 +38,11 @@ DEFAULT_LABELS = {
 def _user(conn: Any, username: str) -> UserRecord:
     user = repo.get_user(conn, username)
     if user is None:
-        raise NotFound(f"no user {username!r}")
+        raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
     if user.disabled:
-        raise ServiceError(f"user {user.username!r} is disabled")
+        raise ServiceError(
+            f"user {user.username!r} is disabled", hint="an admin can enable the user again"
+        )
     return user
 
 
@@ -55,7 +59,7 @@ def list_methods(ctx: ServerContext, username: str) -> list[dict[str, Any]]:
     with ctx.begin() as conn:
         user = repo.get_user(conn, username)
         if user is None:
-            raise NotFound(f"no user {username!r}")
+            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
         repo.delete_expired_pending(conn, ctx.now_dt())
         return [token_view(t, ctx.now()) for t in repo.tokens_of(conn, user.id)]
 
@@ -81,7 +85,7 @@ def begin(
     alg = Algorithm.parse(algorithm)
     check_digits(digits)
     if period not in (30, 60):
-        raise ServiceError(f"period {period} is not 30 or 60")
+        raise ServiceError(f"period {period} is not 30 or 60", hint="use 30 (the usual) or 60")
     label = (label or DEFAULT_LABELS[kind]).strip()[:255]
     secret = generate_secret(alg)
     token_id = repo.new_id()
@@ -172,7 +176,9 @@ def setup_view(ctx: ServerContext, username: str, token_id: str) -> dict[str, An
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
     if token.state != "pending":
-        raise Conflict("this method is already set up")
+        raise Conflict(
+            "this method is already set up", hint="it is ready to use; nothing more to scan"
+        )
     if token.expires_at is None or token.expires_at.timestamp() < ctx.now():
         raise Gone("this enrolment expired", hint="start again to get a new QR code")
     secret = ctx.ring.open(token.secret_enc, token.id)
@@ -201,7 +207,9 @@ def rename(
 ) -> None:
     label = label.strip()
     if not label or len(label) > 64:
-        raise ServiceError("a name is 1 to 64 characters")
+        raise ServiceError(
+            "a name is 1 to 64 characters", hint="type a short name, e.g. 'phone' or 'red key'"
+        )
     with ctx.begin() as conn:
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
@@ -246,7 +254,10 @@ def resync_method(
 def _owned(conn: Any, user: UserRecord, token_id: str) -> TokenRecord:
     token = repo.get_token(conn, token_id)
     if token is None or token.owner_id != user.id:
-        raise NotFound(f"user {user.username!r} has no method {token_id!r}")
+        raise NotFound(
+            f"user {user.username!r} has no method {token_id!r}",
+            hint="pick one from the user's list of methods (it shows each method's id)",
+        )
     return token
 
 
@@ -260,24 +271,29 @@ def verify_enrolment(
     actor: str,
     client: str | None = None,
 ) -> dict[str, Any]:
-    """ "Verify now": one correct code (±15 steps) activates the method and records the drift."""
+    """ "Verify now": one correct code (±15 steps) activates the method and records the drift.
+
+    ``serial`` is the one printed on a programmable token (the burner reads it from the card):
+    kept as ``reported_serial``, a label that is the user's word, not the vendor's. It is never
+    an inventory serial, so a self-service user cannot take a serial that a later seed file
+    holds (the import wins, always), and no answer depends on whether a serial exists."""
     now = ctx.now()
     with ctx.begin() as conn:
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
         if token.state == "active":
-            raise Conflict("this method is already active")
+            raise Conflict(
+                "this method is already active",
+                hint="it is ready to use; there is nothing to verify",
+            )
         if token.state != "pending":
-            raise Conflict(f"this method is {token.state}")
+            raise Conflict(f"this method is {token.state}", hint="remove it and set up a new one")
         if token.expires_at is not None and token.expires_at.timestamp() < now:
             raise Gone("this enrolment expired", hint="start again to get a new QR code")
         if serial is not None:
-            serial = serial.strip()
-            if not serial or len(serial) > 128:
-                raise ServiceError("serial must be 1 to 128 characters")
-            other = repo.get_token_by_serial(conn, serial)
-            if other is not None and other.id != token.id:
-                raise Conflict(f"serial {serial} is already registered to another token")
+            # The user's word, kept apart from inventory serials: never looked up, never
+            # unique, so it can neither tell whether a serial exists nor block an import.
+            serial = check_serial(serial)
         secret = ctx.ring.open(token.secret_enc, token.id)
         decision = verify(
             token.params(secret), token.verification, code, now, ctx.policy, Mode.ENROL
@@ -286,7 +302,7 @@ def verify_enrolment(
         if decision.accepted:
             extra = {"state": "active", "activated_at": ctx.now_dt(), "expires_at": None}
             if serial:
-                extra["serial"] = serial
+                extra["reported_serial"] = serial
         ok = apply_decision(
             conn,
             ctx,
@@ -300,19 +316,24 @@ def verify_enrolment(
             details={"kind": token.kind},
         )
     if not ok:
-        hint = (
-            "the token is locked for a while after repeated wrong codes"
-            if decision.reason is Reason.LOCKED
-            else "wait for the next code and type it; if it still fails, check the clock of "
-            "the phone or token"
-        )
-        raise CodeRejected("the code was not accepted", hint=hint)
+        raise _verify_refused()
     return {
         "id": token.id,
         "state": "active",
-        "serial": serial or token.serial,
+        "serial": token.serial,
+        "reported_serial": serial or token.reported_serial,
         "drift_steps": decision.state.drift,
     }
+
+
+def _verify_refused() -> CodeRejected:
+    """The one answer to a failed "Verify now", whatever the reason (wrong code, a pending
+    token locked by earlier wrong codes, a lost race)."""
+    return CodeRejected(
+        "the code was not accepted",
+        hint="wait for the next code and type it; if it still fails, check the clock of the "
+        "phone or token, or wait a minute after several wrong codes",
+    )
 
 
 def remove(
@@ -323,7 +344,7 @@ def remove(
     with ctx.begin() as conn:
         user = repo.get_user(conn, username)
         if user is None:
-            raise NotFound(f"no user {username!r}")
+            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
         token = _owned(conn, user, token_id)
         if token.kind == "classic":
             repo.update_token(conn, token.id, **_released(token))
@@ -369,61 +390,120 @@ def self_assign(
     client: str | None = None,
 ) -> dict[str, Any]:
     """Claim an inventory token with its serial *and* a current code (±2 steps of the
-    imported drift, else two consecutive codes). An unknown serial, a token already assigned
-    and a wrong code give the same answer, so serials cannot be probed."""
+    imported drift, else two consecutive codes).
+
+    Every failed claim gets the one answer of :func:`_claim_refused`, after the same work (a
+    decoy check where there is no token to check), so serials cannot be probed. Wrong claims
+    never touch the stock token — not its failure count, not its lock — or anyone could lock
+    the whole stock; guessing is bounded per claimant instead (keyfob.server.claims)."""
     now = ctx.now()
-    refused = CodeRejected(
-        "serial or code not accepted",
-        hint="check the serial on the back of the token and type the code it shows now",
-    )
+    serial = check_serial(serial)  # before SQL: a 300-character serial is a 400, not a 500
     with ctx.begin() as conn:
         user = _user(conn, username)
-        token = repo.get_token_by_serial(conn, serial.strip())
-        available = token is not None and token.owner_id is None and token.state == "active"
-        if not available:
-            auditlog.record(
-                conn,
-                ctx,
-                actor=actor,
-                action="token.self_assign",
-                outcome="failure",
-                reason="not_available",
-                target_user=user.username,
-                target_serial=serial.strip()[:128],
-                client=client,
-            )
-    if not available:
-        raise refused
-    assert token is not None
-    with ctx.begin() as conn:
+        repo.lock_user(conn, user.id)  # this user's claims are counted one at a time
         _check_limit(ctx, conn, user)
+        wait = claims.retry_after(conn, ctx, user.username, client)
+        token = None
+        if not wait:
+            token = _claim(conn, ctx, user, serial, code, now, label, actor, client)
+    if wait:
+        raise claims.refuse(ctx, user.username, serial, wait, actor=actor, client=client)
+    if token is None:
+        raise _claim_refused()
+    return {"id": token.id, "serial": token.serial, "state": "active"}
+
+
+def _claim_refused() -> CodeRejected:
+    """The one answer to every failed claim: unknown serial, token assigned (to anyone, the
+    claimant too), disabled, wrong or malformed code, a near miss remembered for the two-code
+    resync, a stale lock. The hint covers the two-code case without saying it happened."""
+    return CodeRejected(
+        "serial or code not accepted",
+        hint="check the serial on the back of the token and type the code it shows now; if "
+        "that is refused too, wait for its next code and type that (a token whose clock is "
+        "off needs two)",
+    )
+
+
+def _claim(
+    conn: Any,
+    ctx: ServerContext,
+    user: UserRecord,
+    serial: str,
+    code: str,
+    now: float,
+    label: str | None,
+    actor: str,
+    client: str | None,
+) -> TokenRecord | None:
+    """Check one claim and record it; the token when it is now the claimant's."""
+    token = repo.get_token_by_serial(conn, serial)
+    decision = None
+    if token is not None and token.owner_id is None and token.state == "active":
         secret = ctx.ring.open(token.secret_enc, token.id)
-        decision = verify(
-            token.params(secret), token.verification, code, now, ctx.policy, Mode.ASSIGN
-        )
-        extra: dict[str, Any] = {}
-        if decision.accepted:
-            extra = {
-                "owner_id": user.id,
-                "label": (label or DEFAULT_LABELS["classic"])[:255],
-                "activated_at": ctx.now_dt(),
-            }
-        ok = apply_decision(
+        # The token's own failures and lock are not the claimant's: checked as if unlocked.
+        fresh = dataclasses.replace(token.verification, fail_count=0, locked_until=0.0)
+        decision = verify(token.params(secret), fresh, code, now, ctx.policy, Mode.ASSIGN)
+    else:
+        decoy.check(code, now, ctx.policy, Mode.ASSIGN)  # the work of checking a code
+    if token is None or decision is None or not _keeps_state(decision):
+        decoy.write(conn, ctx.now_dt())  # a claim's compare-and-set, on no row
+        reason = "not_available" if decision is None else decision.reason.value
+        auditlog.record(
             conn,
             ctx,
-            token,
-            decision,
-            action="token.self_assign",
             actor=actor,
-            client=client,
+            action=claims.ACTION,
+            outcome="failure",
+            reason=reason,
             target_user=user.username,
-            extra=extra,
+            target_serial=serial,
+            client=client,
         )
-    if decision.reason is Reason.RESYNC_PENDING:
-        raise CodeRejected(
-            "the token's clock is off: code noted",
-            hint="wait for the token's next code and type it to finish",
+        return None
+    return _record_claim(conn, ctx, user, token, decision, label, actor, client)
+
+
+def _keeps_state(decision: Decision) -> bool:
+    """What a claim may store on a stock token: all of it on success (it becomes the
+    claimant's), a near miss remembered for the two-code resync; nothing else."""
+    return decision.accepted or decision.reason is Reason.RESYNC_PENDING
+
+
+def _record_claim(
+    conn: Any,
+    ctx: ServerContext,
+    user: UserRecord,
+    token: TokenRecord,
+    decision: Decision,
+    label: str | None,
+    actor: str,
+    client: str | None,
+) -> TokenRecord | None:
+    extra: dict[str, Any] = {}
+    if decision.accepted:
+        extra = {
+            "owner_id": user.id,
+            "label": (label or DEFAULT_LABELS["classic"])[:255],
+            "activated_at": ctx.now_dt(),
+        }
+    else:  # a near miss: only the resync columns change, never fail_count or locked_until
+        kept = token.verification
+        decision = dataclasses.replace(
+            decision,
+            state=dataclasses.replace(
+                decision.state, fail_count=kept.fail_count, locked_until=kept.locked_until
+            ),
         )
-    if not ok:
-        raise refused
-    return {"id": token.id, "serial": token.serial, "state": "active"}
+    ok = apply_decision(
+        conn,
+        ctx,
+        token,
+        decision,
+        action=claims.ACTION,
+        actor=actor,
+        client=client,
+        target_user=user.username,
+        extra=extra,
+    )
+    return token if ok else None

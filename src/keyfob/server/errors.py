@@ -42,3 +42,18 @@ class Gone(ServiceError):
 
     status = 410
     code = "expired"
+
+
+class TooManyAttempts(ServiceError):
+    """Too many failed password attempts from one address (or for one user from it): the
+    answer carries ``Retry-After`` and no word on whether this attempt's password was right."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many attempts",
+            hint=f"wait {retry_after} seconds and try again",
+        )
+        self.retry_after = retry_after

@@ -1,7 +1,8 @@
 """The token inventory: import seed files, list, assign and re-assign, unlock, resync, export.
 
 Imports are all-or-nothing: the whole file is read and checked first (every row's problem is
-reported with its line), and only a clean file is written, in one transaction. Re-importing is
+reported with its line), and only a clean file is written, in one short transaction (every row is
+prepared before it, see :func:`import_seeds`). Re-importing is
 idempotent by serial: the same serial with the same seed is "unchanged"; the same serial with a
 *different* seed is an error, never a silent overwrite of a factory seed.
 """
@@ -9,35 +10,53 @@ idempotent by serial: the same serial with the same seed is "unchanged"; the sam
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from keyfob.formats.csvseeds import write_entra_csv
 from keyfob.formats.pskc import MacCheck, write_pskc
-from keyfob.formats.seedfile import SeedFormat, read_seed_file
-from keyfob.formats.seeds import SeedRecord
+from keyfob.formats.seedfile import SeedFormat, stream_seed_file
+from keyfob.formats.seeds import RowWarning, SeedItem, SeedRecord, SeedStream
 from keyfob.otp import OtpType
 from keyfob.otp.verify import TokenState, unlock
 from keyfob.server import auditlog
+from keyfob.server.accounts import NO_USER_HINT
 from keyfob.server.context import ServerContext
 from keyfob.server.decisions import resync_codes
 from keyfob.server.enrolment import DEFAULT_LABELS, _released
 from keyfob.server.errors import CodeRejected, Conflict, NotFound, ServiceError
-from keyfob.server.store import repo
+from keyfob.server.inputs import check_serial
+from keyfob.server.store import keystate, repo
 from keyfob.server.store.records import TokenRecord, state_values
 from keyfob.server.views import token_view
 
+_CHUNK = 500  # rows compared with the inventory per round trip (and per IN list)
+NO_TOKEN_HINT = "check the serial (an app method has none: use its id); the token list shows all"
 
-@dataclass
+
+@dataclass(slots=True)
 class ImportRow:
     where: str
     serial: str | None
-    action: str  # create | unchanged | error
+    action: str  # create | unchanged | error | warning
     message: str = ""
     user: str | None = None
+    hint: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        row = {
+            "where": self.where,
+            "serial": self.serial,
+            "action": self.action,
+            "message": self.message,
+            "user": self.user,
+        }
+        return row | {"hint": self.hint} if self.hint else row
 
 
 @dataclass
@@ -51,19 +70,11 @@ class ImportReport:
     def ok(self) -> bool:
         return not any(r.action == "error" for r in self.rows)
 
-    def sort(self) -> None:
-        """File order: "line 7" before "line 12", "key 2" before "key 10"."""
-
-        def position(row: ImportRow) -> tuple[int, str]:
-            digits = "".join(ch if ch.isdigit() else " " for ch in row.where).split()
-            return (int(digits[0]) if digits else 0, row.where)
-
-        self.rows.sort(key=position)
-
     def count(self, action: str) -> int:
         return sum(1 for r in self.rows if r.action == action)
 
-    def as_dict(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """Everything but the rows (a 300 000-row file's rows are 100 MB as dicts)."""
         return {
             "format": self.format,
             "dry_run": self.dry_run,
@@ -73,8 +84,23 @@ class ImportReport:
             "unchanged": self.count("unchanged"),
             "errors": self.count("error"),
             "created_users": self.created_users,
-            "rows": [r.as_dict() for r in self.rows],
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.summary() | {"rows": [r.as_dict() for r in self.rows]}
+
+
+@dataclass
+class _Plan:
+    """What an import will write, staged before its transaction (see :func:`import_seeds`)."""
+
+    report: ImportReport
+    kid: str  # the key every staged secret was sealed with
+    staging: repo.Staging | None  # None for a dry run, and once a row failed: nothing to write
+    user_ids: dict[str, str] = field(default_factory=dict)  # user_key -> id, existing or new
+    failed: bool = False  # a row has an error (report.ok, without counting every row again)
+    created: int = 0
+    assigned: int = 0
 
 
 def _same_seed(ctx: ServerContext, existing: TokenRecord, rec: SeedRecord) -> bool:
@@ -89,7 +115,7 @@ def _same_seed(ctx: ServerContext, existing: TokenRecord, rec: SeedRecord) -> bo
 
 def import_seeds(
     ctx: ServerContext,
-    data: bytes,
+    data: bytes | IO[bytes],
     *,
     fmt: str | None = None,
     source: str = "upload",
@@ -100,125 +126,213 @@ def import_seeds(
     actor: str,
     client: str | None = None,
 ) -> ImportReport:
-    parsed = read_seed_file(
+    """Import a seed file: bytes, or a seekable binary file, read as it goes.
+
+    Every row is read, checked, compared with the inventory and its secret sealed *before* the
+    write transaction, and waits in temporary tables (:class:`repo.Staging`); the transaction
+    then only copies them over. On SQLite it holds the one write lock that every validation
+    needs for its audit row, so it must not last as long as reading the file does (100 000
+    rows: seconds to read and seal, a fraction of that to copy). All or nothing still holds: a
+    bad row writes nothing, and so does a serial or user that another writer added meanwhile
+    (the copy fails on the unique index and the transaction with it: :class:`Conflict`)."""
+    stream = stream_seed_file(
         data, SeedFormat(fmt) if fmt else None, password=password, key=key, mac_check=mac_check
     )
-    report = ImportReport(parsed.format, dry_run)
-    report.rows += [ImportRow(e.where, None, "error", e.message) for e in parsed.errors]
-    report.rows += [ImportRow(w.where, None, "warning", w.message) for w in parsed.warnings]
-    now_dt = ctx.now_dt()
-    with ctx.begin() as conn:
-        kid = ctx.sealing_kid(conn)  # once: every row of this transaction seals with it
-        existing = repo.serials_present(conn, [r.serial for r in parsed.records])
-        upns = {r.upn for r in parsed.records if r.upn}
-        known_users = {u: repo.get_user(conn, u) for u in upns}
-        new_rows: list[dict[str, Any]] = []
-        for rec in parsed.records:
-            row = ImportRow(rec.where, rec.serial, "create", user=rec.upn)
-            report.rows.append(row)
-            old = existing.get(rec.serial)
-            if old is not None:
-                if not _same_seed(ctx, old, rec):
-                    row.action, row.message = (
-                        "error",
-                        (f"serial {rec.serial} is already in the inventory with a different seed"),
-                    )
-                elif rec.upn and old.owner and old.owner.casefold() != rec.upn.casefold():
-                    row.action, row.message = (
-                        "error",
-                        (f"serial {rec.serial} is assigned to {old.owner}, not {rec.upn}"),
-                    )
-                else:
-                    row.action, row.message = "unchanged", "already imported"
-                continue
-            token_id = repo.new_id()
-            base = TokenState(
-                last_step=rec.counter - 1 if rec.type is OtpType.HOTP else -1, drift=rec.drift
-            )
-            new_rows.append(
-                {
-                    "id": token_id,
-                    "serial": rec.serial,
-                    "kind": "classic",
-                    "type": rec.type.value,
-                    "algorithm": rec.algorithm.value,
-                    "digits": rec.digits,
-                    "period": rec.period,
-                    "secret_enc": ctx.ring.seal(rec.secret, token_id, kid),
-                    "owner_id": None,
-                    "label": "",
-                    "state": "active",
-                    **state_values(base),
-                    "version": 0,
-                    "imported_drift": rec.drift,
-                    "manufacturer": rec.manufacturer,
-                    "model": rec.model,
-                    "source": source[:255],
-                    "created_at": now_dt,
-                    "activated_at": None,
-                    "last_used_at": None,
-                    "expires_at": None,
-                    "_upn": rec.upn,
-                }
-            )
-        report.sort()
-        if dry_run or not report.ok:
-            report.created_users = sorted(u for u, rec in known_users.items() if rec is None)
-            auditlog.record(
-                conn,
-                ctx,
-                actor=actor,
-                action="token.import",
-                outcome="dry_run"
-                if dry_run and report.ok
-                else ("success" if report.ok else "failure"),
-                client=client,
-                reason=None if report.ok else "bad_rows",
-                details={
-                    "source": source[:255],
-                    "format": parsed.format,
-                    "rows": len(report.rows),
-                    "errors": report.count("error"),
-                    "dry_run": dry_run,
-                },
-            )
-            return report
-        for upn, user in known_users.items():
-            if user is None:
-                known_users[upn] = repo.insert_user(
-                    conn,
-                    upn,
-                    password_hash=None,
-                    role="user",
-                    display_name="",
-                    must_change_password=False,
-                    now=now_dt,
-                )
-                report.created_users.append(upn)
-        for row in new_rows:
-            upn = row.pop("_upn")
-            if upn:
-                row["owner_id"] = known_users[upn].id  # type: ignore[union-attr]
-                row["label"] = DEFAULT_LABELS["classic"]
-                row["activated_at"] = now_dt
-        repo.insert_tokens(conn, new_rows)
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.import",
-            outcome="success",
-            client=client,
-            details={
-                "source": source[:255],
-                "format": parsed.format,
-                "created": len(new_rows),
-                "unchanged": report.count("unchanged"),
-                "assigned": sum(1 for r in new_rows if r["owner_id"]),
-                "created_users": len(report.created_users),
-            },
+    with ctx.engine.connect() as conn:
+        plan = _plan(ctx, conn, stream, source, dry_run)
+        try:
+            with ctx.begin(conn):
+                if plan.staging is not None:
+                    _publish(ctx, conn, plan.staging, plan.kid)
+                _audit_import(conn, ctx, plan, actor, client, source)
+        except IntegrityError:
+            raise Conflict(
+                "another import or an enrolment added one of this file's serials or users "
+                "while it was being imported; nothing was imported",
+                hint="run the import again: it is idempotent, tokens already there stay unchanged",
+            ) from None
+        finally:
+            _drop_staging(conn, plan)
+    return plan.report
+
+
+def _publish(ctx: ServerContext, conn: Connection, staging: repo.Staging, kid: str) -> None:
+    """In the write transaction: copy the staged rows, if they were sealed with the key id the
+    database still seals with (read under the lock a rotation waits for)."""
+    if ctx.sealing_kid(conn) != kid:
+        raise Conflict(
+            "the master key was rotated while this file was being imported; nothing was imported",
+            hint="run the import again (it is idempotent)",
         )
-    return report
+    staging.publish(conn)
+
+
+def _plan(
+    ctx: ServerContext, conn: Connection, stream: SeedStream, source: str, dry_run: bool
+) -> _Plan:
+    """Read the whole stream, a chunk of rows per round trip to the inventory."""
+    plan = _Plan(
+        report=ImportReport(stream.format, dry_run),
+        kid=keystate.current_kid(conn) or ctx.ring.preferred,
+        staging=None if dry_run else repo.Staging(conn),
+    )
+    conn.commit()  # so that every chunk, and the write transaction, starts afresh
+    now_dt = ctx.now_dt()
+    try:
+        while chunk := list(itertools.islice(stream.items, _CHUNK)):
+            _plan_chunk(ctx, conn, plan, chunk, source, now_dt)
+            conn.commit()  # no read snapshot or staging transaction outlives a chunk
+    except BaseException:
+        _drop_staging(conn, plan)
+        raise
+    if plan.failed:
+        _drop_staging(conn, plan)
+    plan.report.created_users.sort()
+    return plan
+
+
+def _drop_staging(conn: Connection, plan: _Plan) -> None:
+    """Free the staged rows (written, or never to be)."""
+    if plan.staging is not None:
+        conn.rollback()
+        plan.staging.drop(conn)
+        conn.commit()
+        plan.staging = None
+
+
+def _plan_chunk(
+    ctx: ServerContext,
+    conn: Connection,
+    plan: _Plan,
+    chunk: list[SeedItem],
+    source: str,
+    now_dt: datetime,
+) -> None:
+    records = [item for item in chunk if isinstance(item, SeedRecord)]
+    existing = repo.serials_present(conn, [r.serial for r in records])
+    new_upns = [r.upn for r in records if r.upn and repo.user_key(r.upn) not in plan.user_ids]
+    plan.user_ids.update(repo.user_ids(conn, new_upns))
+    new_users: list[dict[str, Any]] = []
+    new_tokens: list[dict[str, Any]] = []
+    for item in chunk:
+        if not isinstance(item, SeedRecord):
+            action = "warning" if isinstance(item, RowWarning) else "error"
+            plan.report.rows.append(
+                ImportRow(item.where, None, action, item.message, hint=item.hint)
+            )
+            plan.failed = plan.failed or action == "error"
+            continue
+        row = ImportRow(item.where, item.serial, "create", user=item.upn)
+        plan.report.rows.append(row)
+        old = existing.get(item.serial)
+        if old is not None:
+            row.action, row.message = _existing(ctx, old, item)
+            plan.failed = plan.failed or row.action == "error"
+            continue
+        if item.upn and repo.user_key(item.upn) not in plan.user_ids:
+            new_users.append(_new_user(plan, item.upn, now_dt))
+        new_tokens.append(_token_values(ctx, plan, item, source, now_dt))
+    if plan.staging is not None and not plan.failed:
+        plan.staging.add(conn, plan.staging.users, new_users)
+        plan.staging.add(conn, plan.staging.tokens, new_tokens)
+
+
+def _existing(ctx: ServerContext, old: TokenRecord, rec: SeedRecord) -> tuple[str, str]:
+    """(action, message) for a serial the inventory already holds."""
+    if not _same_seed(ctx, old, rec):
+        return "error", f"serial {rec.serial} is already in the inventory with a different seed"
+    if rec.upn and old.owner and old.owner.casefold() != rec.upn.casefold():
+        return "error", f"serial {rec.serial} is assigned to {old.owner}, not {rec.upn}"
+    return "unchanged", "already imported"
+
+
+def _new_user(plan: _Plan, upn: str, now_dt: datetime) -> dict[str, Any]:
+    """A user the file assigns tokens to and the server does not have yet."""
+    values = repo.user_values(
+        upn,
+        password_hash=None,
+        role="user",
+        display_name="",
+        must_change_password=False,
+        now=now_dt,
+    )
+    plan.user_ids[values["username_key"]] = values["id"]
+    plan.report.created_users.append(upn)
+    return values
+
+
+def _token_values(
+    ctx: ServerContext, plan: _Plan, rec: SeedRecord, source: str, now_dt: datetime
+) -> dict[str, Any]:
+    """A tokens row for a new serial, its secret sealed with the key the plan was made under
+    (not sealed at all when nothing will be written)."""
+    token_id = repo.new_id()
+    owner_id = plan.user_ids[repo.user_key(rec.upn)] if rec.upn else None
+    plan.created += 1
+    plan.assigned += owner_id is not None
+    writing = plan.staging is not None and not plan.failed
+    base = TokenState(
+        last_step=rec.counter - 1 if rec.type is OtpType.HOTP else -1, drift=rec.drift
+    )
+    return {
+        "id": token_id,
+        "serial": rec.serial,
+        "kind": "classic",
+        "type": rec.type.value,
+        "algorithm": rec.algorithm.value,
+        "digits": rec.digits,
+        "period": rec.period,
+        "secret_enc": ctx.ring.seal(rec.secret, token_id, plan.kid) if writing else b"",
+        "owner_id": owner_id,
+        "label": DEFAULT_LABELS["classic"] if owner_id else "",
+        "state": "active",
+        **state_values(base),
+        "version": 0,
+        "imported_drift": rec.drift,
+        "manufacturer": rec.manufacturer,
+        "model": rec.model,
+        "source": source[:255],
+        "created_at": now_dt,
+        "activated_at": now_dt if owner_id else None,
+        "last_used_at": None,
+        "expires_at": None,
+    }
+
+
+def _audit_import(
+    conn: Connection,
+    ctx: ServerContext,
+    plan: _Plan,
+    actor: str,
+    client: str | None,
+    source: str,
+) -> None:
+    report = plan.report
+    details: dict[str, Any] = {"source": source[:255], "format": report.format}
+    if report.ok and not report.dry_run:
+        details |= {
+            "created": plan.created,
+            "unchanged": report.count("unchanged"),
+            "assigned": plan.assigned,
+            "created_users": len(report.created_users),
+        }
+    else:
+        details |= {
+            "rows": len(report.rows),
+            "errors": report.count("error"),
+            "dry_run": report.dry_run,
+        }
+    outcome = "success" if report.ok else "failure"
+    auditlog.record(
+        conn,
+        ctx,
+        actor=actor,
+        action="token.import",
+        outcome="dry_run" if report.dry_run and report.ok else outcome,
+        client=client,
+        reason=None if report.ok else "bad_rows",
+        details=details,
+    )
 
 
 def list_inventory(ctx: ServerContext, **filters: Any) -> dict[str, Any]:
@@ -230,9 +344,10 @@ def list_inventory(ctx: ServerContext, **filters: Any) -> dict[str, Any]:
 
 def _by_serial(conn: Any, serial: str) -> TokenRecord:
     """By serial; tokens without one (app methods) are addressed by their id."""
+    check_serial(serial)  # a serial no column can hold is a 400 here, not a database error
     token = repo.get_token_by_serial(conn, serial) or repo.get_token(conn, serial)
     if token is None:
-        raise NotFound(f"no token with serial {serial!r}")
+        raise NotFound(f"no token with serial {serial!r}", hint=NO_TOKEN_HINT)
     return token
 
 
@@ -249,18 +364,26 @@ def assign(
         token = _by_serial(conn, serial)
         user = repo.get_user(conn, username)
         if user is None:
-            raise NotFound(f"no user {username!r}")
+            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
         if token.owner_id == user.id:
-            raise Conflict(f"token {serial} is already assigned to {user.username}")
+            raise Conflict(
+                f"token {serial} is already assigned to {user.username}",
+                hint="nothing to do: the user can already sign in with it",
+            )
         if token.owner_id is not None:
             raise Conflict(
                 f"token {serial} is assigned to {token.owner}",
                 hint="unassign it first (a token is re-used when its owner leaves)",
             )
         if token.state != "active":
-            raise Conflict(f"token {serial} is {token.state}")
+            raise Conflict(
+                f"token {serial} is {token.state}", hint="only an active token can be assigned"
+            )
         if repo.count_methods(conn, user.id) >= ctx.settings.max_methods:
-            raise Conflict(f"user {user.username!r} already has {ctx.settings.max_methods} methods")
+            raise Conflict(
+                f"user {user.username!r} already has {ctx.settings.max_methods} methods",
+                hint="remove one of the user's methods first (KEYFOB_MAX_METHODS sets the limit)",
+            )
         fresh = dataclasses.replace(
             token.verification,
             fail_count=0,
@@ -296,9 +419,14 @@ def unassign(
     with ctx.begin() as conn:
         token = _by_serial(conn, serial)
         if token.owner_id is None:
-            raise Conflict(f"token {serial} is not assigned")
+            raise Conflict(
+                f"token {serial} is not assigned", hint="nothing to do: it is in the inventory"
+            )
         if token.kind == "app":
-            raise Conflict("an app method cannot be re-assigned; remove it instead")
+            raise Conflict(
+                "an app method cannot be re-assigned; remove it instead",
+                hint="remove it from the user's methods; the user can then set up a new one",
+            )
         repo.update_token(conn, token.id, **_released(token))
         auditlog.record(
             conn,
@@ -347,7 +475,7 @@ def resync_token(
     with ctx.begin() as conn:
         token = _by_serial(conn, serial)
         if owner is not None and (token.owner or "").casefold() != owner.casefold():
-            raise NotFound(f"no token with serial {serial!r}")
+            raise NotFound(f"no token with serial {serial!r}", hint=NO_TOKEN_HINT)
         ok, _decision = resync_codes(
             conn, ctx, token, first_code, second_code, actor=actor, client=client
         )
@@ -395,7 +523,10 @@ def export(
             out = write_entra_csv([r for r in records if r.type is OtpType.TOTP]).encode()
         elif fmt == "pskc":
             if not password:
-                raise ServiceError("a PSKC export needs a password to encrypt it with")
+                raise ServiceError(
+                    "a PSKC export needs a password to encrypt it with",
+                    hint="give a password; the file holds every seed, so never export it bare",
+                )
             out = write_pskc(records, password)
         else:
             raise ServiceError(f"unknown export format {fmt!r}", hint="use azure-csv or pskc")

@@ -6,22 +6,34 @@ compare-and-set loses a race (another worker changed the token between our read 
 we read again and decide again, so a code is accepted at most once and never "lost".
 
 Unknown users, disabled users, users without tokens, locked tokens and wrong codes all give the
-same answer, after about the same work (a dummy check over a random secret).
+same answer after the same work, because only real users have tokens that lock: were a locked
+user faster than an unknown one, six validations would tell which usernames exist. Every refusal
+therefore does, per token (a user without a usable token counts as one decoy token):
+
+1. one AES-GCM open of a sealed secret (the decoy's is the size of a SHA-1 token's);
+2. the steady-window check, then the resync scan a miss triggers — where the rules answer
+   without computing (locked, malformed code, replay), :func:`decoy.burn` does that work on a
+   random secret of the token's shape;
+3. one compare-and-set UPDATE (a locked token's unchanged state is written back; the decoy's
+   matches no row) and one audit INSERT (a new lockout's row goes in the same statement).
+
+An unknown user costs what a user with one method costs; users with several methods cost more.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from keyfob.otp.verify import Decision, Reason, TokenParams, TokenState, verify
-from keyfob.server import auditlog
+from keyfob.otp.verify import Decision, Policy, Reason, TokenParams, verify
+from keyfob.server import auditlog, decoy
 from keyfob.server.context import ServerContext
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord
 
 MAX_ATTEMPTS = 5
-_DUMMY = TokenParams(secret=secrets.token_bytes(20))
+# Refusals where the rules did not run the resync scan: decoy work makes up for it.
+_UNCHECKED = frozenset({Reason.LOCKED, Reason.MALFORMED, Reason.REPLAY})
 
 
 class _Raced(Exception):
@@ -43,6 +55,24 @@ def _summary(decisions: list[tuple[TokenRecord, Decision]]) -> str:
     return Reason.LOCKED.value
 
 
+def _decide(
+    tokens: list[TokenRecord], params: list[TokenParams], code: str, now: float, policy: Policy
+) -> list[tuple[TokenRecord, Decision]]:
+    """Steady windows of every token first (3 HMACs each); the resync scan only on a miss, and
+    then for every token, by the rules or by :func:`decoy.burn` — the same work either way."""
+    pairs = list(zip(tokens, params, strict=True))
+    decisions = [
+        (t, verify(p, t.verification, code, now, policy, allow_resync=False)) for t, p in pairs
+    ]
+    if any(d.accepted for _, d in decisions):
+        return decisions
+    decisions = [(t, verify(p, t.verification, code, now, policy)) for t, p in pairs]
+    for (_, d), (_, p) in zip(decisions, pairs, strict=True):
+        if d.reason in _UNCHECKED:
+            decoy.burn(p, now, policy)
+    return decisions
+
+
 def validate(
     ctx: ServerContext, username: str, code: str, *, client: str | None = None, actor: str = "api"
 ) -> ValidationResult:
@@ -52,35 +82,15 @@ def validate(
             user, tokens = repo.active_tokens_of(conn, target)
         now = ctx.now()
         if user is None or user.disabled or not tokens:
-            verify(_DUMMY, TokenState(), code, now, ctx.policy)  # same work as a real check
+            decoy.parse(user=user is None, token_rows=0 if tokens else 1)
             reason = (
                 "unknown_user"
                 if user is None
                 else ("user_disabled" if user.disabled else "no_tokens")
             )
-            with ctx.begin() as conn:
-                auditlog.record(
-                    conn,
-                    ctx,
-                    actor=actor,
-                    action="validate",
-                    outcome="failure",
-                    target_user=target,
-                    reason=reason,
-                    client=client,
-                )
-            return ValidationResult(False, reason)
+            return _refuse_without_token(ctx, target, code, now, reason, client, actor)
         params = [t.params(ctx.ring.open(t.secret_enc, t.id)) for t in tokens]
-        # Steady windows of every token first (3 HMACs each); the resync scan only on a miss.
-        decisions = [
-            (t, verify(p, t.verification, code, now, ctx.policy, allow_resync=False))
-            for t, p in zip(tokens, params, strict=True)
-        ]
-        if not any(d.accepted for _, d in decisions):
-            decisions = [
-                (t, verify(p, t.verification, code, now, ctx.policy))
-                for t, p in zip(tokens, params, strict=True)
-            ]
+        decisions = _decide(tokens, params, code, now, ctx.policy)
         try:
             return _apply(ctx, user.username, decisions, client, actor)
         except _Raced:
@@ -97,6 +107,33 @@ def validate(
             client=client,
         )
     return ValidationResult(False, "contention")
+
+
+def _refuse_without_token(
+    ctx: ServerContext,
+    target: str,
+    code: str,
+    now: float,
+    reason: str,
+    client: str | None,
+    actor: str,
+) -> ValidationResult:
+    """No usable token: the decoy token takes its place, and its answer is ignored."""
+    secret = decoy.open_secret()
+    _decide([decoy.RECORD], [decoy.RECORD.params(secret)], code, now, ctx.policy)
+    with ctx.begin() as conn:
+        decoy.write(conn, ctx.now_dt())  # the compare-and-set of a wrong code, on no row
+        auditlog.record(
+            conn,
+            ctx,
+            actor=actor,
+            action="validate",
+            outcome="failure",
+            target_user=target,
+            reason=reason,
+            client=client,
+        )
+    return ValidationResult(False, reason)
 
 
 def _apply(
@@ -128,40 +165,52 @@ def _apply(
                 details={"token_id": token.id, "drift": decision.state.drift},
             )
             return ValidationResult(True, decision.reason.value, token.serial)
+        entries: list[dict[str, Any]] = []
         for token, decision in decisions:
-            if decision.state == token.verification:
-                continue  # locked: nothing changes
+            # A locked token's state comes back unchanged, and is written all the same.
             if not repo.apply_state(conn, token, decision.state, accepted_step=None, now=now_dt):
                 raise _Raced
-            newly_locked = (
-                decision.state.locked_until > ctx.now()
-                and token.verification.locked_until <= ctx.now()
-            )
-            if newly_locked:
-                auditlog.record(
-                    conn,
-                    ctx,
-                    actor=actor,
-                    action="token.lockout",
-                    outcome="locked",
-                    target_user=username,
-                    target_serial=token.serial,
-                    client=client,
-                    details={
-                        "token_id": token.id,
-                        "fail_count": decision.state.fail_count,
-                        "seconds": round(decision.state.locked_until - ctx.now()),
-                    },
-                )
+            if _newly_locked(ctx, token, decision):
+                entries.append(_lockout_entry(ctx, username, token, decision, client, actor))
         reason = _summary(decisions)
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="validate",
-            outcome="failure",
-            target_user=username,
-            reason=reason,
-            client=client,
+        entries.append(
+            auditlog.entry(
+                ctx,
+                actor=actor,
+                action="validate",
+                outcome="failure",
+                target_user=username,
+                reason=reason,
+                client=client,
+            )
         )
+        auditlog.record_all(conn, entries)
     return ValidationResult(False, reason)
+
+
+def _newly_locked(ctx: ServerContext, token: TokenRecord, decision: Decision) -> bool:
+    return decision.state.locked_until > ctx.now() >= token.verification.locked_until
+
+
+def _lockout_entry(
+    ctx: ServerContext,
+    username: str,
+    token: TokenRecord,
+    decision: Decision,
+    client: str | None,
+    actor: str,
+) -> dict[str, Any]:
+    return auditlog.entry(
+        ctx,
+        actor=actor,
+        action="token.lockout",
+        outcome="locked",
+        target_user=username,
+        target_serial=token.serial,
+        client=client,
+        details={
+            "token_id": token.id,
+            "fail_count": decision.state.fail_count,
+            "seconds": round(decision.state.locked_until - ctx.now()),
+        },
+    )

@@ -17,6 +17,7 @@ def token_view(t: TokenRecord, now: float) -> dict[str, Any]:
     return {
         "id": t.id,
         "serial": t.serial,
+        "reported_serial": t.reported_serial,
         "kind": t.kind,
         "type": t.type.value,
         "algorithm": t.algorithm.value,
@@ -48,4 +49,16 @@ def user_view(u: UserRecord) -> dict[str, Any]:
         "disabled": u.disabled,
         "must_change_password": u.must_change_password,
         "created_at": _iso(u.created_at),
+    }
+
+
+def api_key_view(k: dict[str, Any]) -> dict[str, Any]:
+    """An API key's record: what it is, when it was made, last used and revoked; no hash."""
+    return {
+        "id": k["id"],
+        "name": k["name"],
+        "role": k["role"],
+        "created_at": _iso(k["created_at"]),
+        "last_used_at": _iso(k["last_used_at"]),
+        "revoked_at": _iso(k["revoked_at"]),
     }

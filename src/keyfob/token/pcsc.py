@@ -35,11 +35,15 @@ def list_readers(with_card: bool = False) -> list[str]:
         ) from None
     if not with_card:
         return [str(r) for r in readers]
+    from smartcard.scard import SCARD_LEAVE_CARD
+
     present = []
     for reader in readers:
         conn = reader.createConnection()
         try:
-            conn.connect()
+            # Looking must not touch: pyscard's default disposition powers the card down on
+            # disconnect, which would end a session another process (a burn) has open on it.
+            conn.connect(disposition=SCARD_LEAVE_CARD)
             present.append(str(reader))
         except card_errors:
             continue

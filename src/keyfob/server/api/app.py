@@ -6,20 +6,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyfob import __version__
-from keyfob.errors import KeyfobError
+from keyfob.server.api import problems
+from keyfob.server.api.auth import require_metrics
+from keyfob.server.api.guard import InputGuard
+from keyfob.server.api.problems import error_json
 from keyfob.server.api.routes import _ImportFailed, router
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
@@ -51,16 +51,6 @@ class Metrics:
         )
 
 
-def _error(
-    status: int, code: str, message: str, hint: str | None = None, **extra: Any
-) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if hint:
-        body["hint"] = hint
-    body.update(extra)
-    return JSONResponse({"error": body}, status_code=status)
-
-
 class BodyLimit:
     """Refuse request bodies over the limit before they are read into memory (413)."""
 
@@ -72,7 +62,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_big = _error(413, "too_large", f"request body is larger than {self.limit} bytes")
+        too_big = error_json(413, "too_large", f"request body is larger than {self.limit} bytes")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await too_big(scope, receive, send)
             return
@@ -152,7 +142,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.metrics = Metrics()
-    app.state.login_limiter = LoginLimiter()
+    app.state.login_limiter = LoginLimiter(ctx)  # counts in the database: shared by workers
     app.include_router(router)
     app.include_router(auth_pages.router)
     app.include_router(self_service.router)
@@ -165,60 +155,19 @@ def create_app(ctx: ServerContext) -> FastAPI:
 
     @app.exception_handler(CsrfError)
     async def csrf_refused(request: Request, _: CsrfError) -> Response:
-        return Response(
-            "This form has expired or did not come from this site: nothing was "
-            "done. Go back, reload the page and try again.",
-            status_code=403,
-            media_type="text/plain",
+        return problems.respond(
+            request,
+            403,
+            "csrf",
+            "This form has expired or did not come from this site: nothing was done.",
+            "Go back, reload the page and try again.",
         )
 
     @app.exception_handler(_ImportFailed)
     async def import_failed(_: Request, exc: _ImportFailed) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.hint, report=exc.report)
+        return error_json(exc.status, exc.code, exc.message, exc.hint, report=exc.report)
 
-    def _page_error(request: Request, exc: KeyfobError, status: int) -> Response:
-        from keyfob.server.web.common import render
-
-        return render(
-            request,
-            "message.html",
-            status,
-            title="That did not work",
-            message=exc.message,
-            hint=exc.hint,
-            back="/",
-        )
-
-    @app.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError) -> Response:
-        if not request.url.path.startswith("/api/"):
-            return _page_error(request, exc, exc.status)
-        headers = (
-            {"WWW-Authenticate": 'Bearer, Basic realm="keyfob"'} if exc.status == 401 else None
-        )
-        resp = _error(exc.status, exc.code, exc.message, exc.hint)
-        if headers:
-            resp.headers.update(headers)
-        return resp
-
-    @app.exception_handler(KeyfobError)
-    async def keyfob_error(request: Request, exc: KeyfobError) -> Response:
-        if not request.url.path.startswith("/api/"):
-            return _page_error(request, exc, 400)
-        return _error(400, exc.code, exc.message, exc.hint)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()))
-            problems.append(f"{where}: {err.get('msg')}")
-        return _error(422, "invalid_request", "; ".join(problems) or "invalid request")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+    problems.install(app)  # every other error: JSON with a hint, or the message page
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -227,9 +176,17 @@ def create_app(ctx: ServerContext) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     @app.get("/metrics", tags=["ops"])
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        """Prometheus text, for a bearer key with role metrics or admin; refusals in JSON."""
+        try:
+            require_metrics(request)
+        except ServiceError as exc:
+            bearer = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return error_json(exc.status, exc.code, exc.message, exc.hint, bearer)
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimit, limit=ctx.settings.max_request_bytes)
+    app.add_middleware(InputGuard)  # before routing, auth or SQL: no NUL reaches a statement
+    app.add_middleware(problems.CatchAll)  # outside BodyLimit, whose 413 travels as an exception
     app.add_middleware(SecurityHeaders)
     return app

@@ -1,5 +1,12 @@
-"""Who is calling: a bearer API key (role ``validate`` or ``admin``) or a user's own password
-(HTTP Basic), which lets the burner and scripts act for one user without an admin key."""
+"""Who is calling: a bearer API key (``validate``, ``admin`` or ``metrics``), or a user's own
+password (HTTP Basic), which lets the burner and scripts set up one user's first method.
+
+HTTP Basic is deliberately narrow: it acts as role ``user`` on the caller's own methods only
+(even for an admin user: a password typed into a script is not an admin credential), never for
+an account whose password is one-time, never once the account has an active method (a password
+alone must not undo the second factor the web pages demand), and it is rate-limited like the web
+sign-in, before any password is hashed. Every refusal gets the same 401, whatever the reason.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,14 @@ import binascii
 from dataclasses import dataclass
 
 from fastapi import Request
+from sqlalchemy import Connection
 
 from keyfob.server import accounts
 from keyfob.server.context import ServerContext
-from keyfob.server.errors import Forbidden, Unauthorized
+from keyfob.server.errors import Forbidden, TooManyAttempts, Unauthorized
 from keyfob.server.store import repo
+from keyfob.server.store.records import UserRecord
+from keyfob.server.web.ratelimit import LoginLimiter
 
 
 @dataclass(frozen=True)
@@ -27,47 +37,83 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.kind == "apikey" and self.role == "admin"
 
 
 def _ctx(request: Request) -> ServerContext:
     return request.app.state.ctx
 
 
-def authenticate(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    ctx = _ctx(request)
-    if scheme.lower() == "bearer" and value:
-        key = accounts.check_api_key(ctx, value.strip())
-        if key is not None:
-            return Principal("apikey", key.name, key.role)
-    elif scheme.lower() == "basic" and value:
-        try:
-            username, _, password = base64.b64decode(value).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            username, password = "", ""
-        user = accounts.authenticate(ctx, username, password) if username else None
-        if user is not None:
-            with ctx.engine.connect() as conn:
-                has_factor = bool(repo.active_tokens_of(conn, user.username)[1])
-            if has_factor:
-                # A password alone must not undo the second factor the web pages demand.
-                raise Unauthorized(
-                    "this account has a second factor, so its password alone is not enough "
-                    "for the API",
-                    hint="use the self-service web page, or ask an admin (API key)",
-                )
-            return Principal("user", user.username, user.role)
-    raise Unauthorized(
+def _refused() -> Unauthorized:
+    """The one answer to every refused credential: a wrong password, an unknown user, a
+    one-time password, an account with a second factor, a bad API key. One body for all, so
+    that no answer tells a right password from a wrong one."""
+    return Unauthorized(
         "missing or invalid credentials",
-        hint="send 'Authorization: Bearer <API key>' or HTTP Basic user:password",
+        hint="send 'Authorization: Bearer <API key>'; HTTP Basic user:password works only for "
+        "your own methods, until you have one, once your first password is changed",
     )
 
 
+def _scheme(request: Request) -> tuple[str, str]:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower(), value.strip()
+
+
+def _basic_credentials(value: str) -> tuple[str, str]:
+    try:
+        username, _, password = base64.b64decode(value).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return "", ""
+    return username, password
+
+
+def _may_use_basic(conn: Connection, user: UserRecord) -> bool:
+    """A password alone may act only while it is the user's own (not one-time: an admin or the
+    first start's output has seen it) and there is no second factor it would bypass."""
+    if user.must_change_password:
+        return False
+    return not repo.active_tokens_of(conn, user.username)[1]
+
+
+def _basic_user(request: Request, username: str, password: str) -> Principal:
+    """Rate limit first (no argon2 run for a refused attempt), then the password check."""
+    ctx = _ctx(request)
+    limiter: LoginLimiter = request.app.state.login_limiter
+    attempt = limiter.attempt(username, request.client.host if request.client else "?")
+    if not attempt.allowed:
+        raise TooManyAttempts(attempt.wait)
+    user = accounts.authenticate(ctx, username, password, eligible=_may_use_basic)
+    if user is None:
+        raise _refused()
+    limiter.succeeded(attempt)
+    return Principal("user", user.username, "user")
+
+
+def authenticate(request: Request, *, own: str | None = None) -> Principal:
+    """The caller. HTTP Basic only when ``own`` names the account the route acts on: a Basic
+    user name other than ``own`` is refused (403) before any password is hashed."""
+    scheme, value = _scheme(request)
+    if scheme == "bearer" and value:
+        key = accounts.check_api_key(_ctx(request), value)
+        if key is not None:
+            return Principal("apikey", key.name, key.role)
+    elif scheme == "basic" and value:
+        username, password = _basic_credentials(value)
+        if not username:
+            raise _refused()
+        if own is None or repo.user_key(username) != repo.user_key(own):
+            raise Forbidden(
+                "HTTP Basic acts only on your own methods",
+                hint="use /api/v1/users/<your username>/tokens, or an admin API key",
+            )
+        return _basic_user(request, username, password)
+    raise _refused()
+
+
 async def require_validate(request: Request) -> Principal:
-    """Bearer API keys only (no password hashing on the validation path); verified keys are
-    cached, so this rarely touches the database."""
+    """Bearer API keys only (no password hashing on the validation path); checking the key is
+    one primary-key SELECT, which also sees a revocation made by any other worker."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
         key = accounts.check_api_key(_ctx(request), value.strip())
@@ -84,14 +130,38 @@ async def require_validate(request: Request) -> Principal:
 
 
 def require_admin(request: Request) -> Principal:
+    """Admin API keys only. An HTTP Basic caller is refused without checking its password:
+    no password, not even an admin user's, opens the admin API."""
+    if _scheme(request)[0] == "basic":
+        raise Forbidden(
+            "this needs an admin API key: HTTP Basic acts only on your own methods",
+            hint="send 'Authorization: Bearer <admin API key>' (keyfob admin apikey create "
+            "--role admin)",
+        )
     p = authenticate(request)
     if not p.is_admin:
-        raise Forbidden("this needs an admin API key or an admin user")
+        raise Forbidden("this needs an admin API key")
     return p
 
 
 def require_self_or_admin(request: Request, username: str) -> Principal:
-    p = authenticate(request)
-    if p.is_admin or (p.kind == "user" and p.name.casefold() == username.casefold()):
+    p = authenticate(request, own=username)
+    if p.is_admin or (p.kind == "user" and repo.user_key(p.name) == repo.user_key(username)):
         return p
     raise Forbidden("you can only manage your own methods")
+
+
+def require_metrics(request: Request) -> Principal:
+    """``/metrics``: a bearer API key with role ``metrics`` (a scraper's key, good for nothing
+    else) or ``admin``. Validation counts and timings tell an outsider how busy the server is."""
+    scheme, value = _scheme(request)
+    key = accounts.check_api_key(_ctx(request), value) if scheme == "bearer" and value else None
+    if key is None:
+        raise Unauthorized(
+            "missing or invalid API key",
+            hint="send 'Authorization: Bearer <API key>' with role metrics or admin "
+            "(keyfob admin apikey create --role metrics)",
+        )
+    if key.role not in ("metrics", "admin"):
+        raise Forbidden("this needs an API key with role metrics or admin")
+    return Principal("apikey", key.name, key.role)

@@ -1,14 +1,30 @@
-"""Request bodies: bounded, typed, and strict about unknown fields."""
+"""Request bodies: bounded, typed, and strict about unknown fields.
+
+Every text field is no longer than the column it reaches, and holds no control character (the
+base class checks every string field, so a field added later is covered too): a bad value is a
+422 naming the field, never a database error. ``ImportBody.content`` alone is free text: it is a
+whole file, parsed and never stored as such.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from keyfob.server.inputs import SERIAL_MAX, refuse_forbidden
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    free_text: ClassVar[frozenset[str]] = frozenset()  # fields that may span lines
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and info.field_name not in cls.free_text:
+            refuse_forbidden(value)
+        return value
 
 
 class ValidateBody(_Body):
@@ -33,11 +49,11 @@ class BeginBody(_Body):
 
 class VerifyBody(_Body):
     code: str = Field(min_length=1, max_length=32)
-    serial: str | None = Field(default=None, min_length=1, max_length=128)
+    serial: str | None = Field(default=None, min_length=1, max_length=SERIAL_MAX)
 
 
 class SelfAssignBody(_Body):
-    serial: str = Field(min_length=1, max_length=128)
+    serial: str = Field(min_length=1, max_length=SERIAL_MAX)
     code: str = Field(min_length=1, max_length=32)
     label: str | None = Field(default=None, max_length=255)
 
@@ -53,6 +69,8 @@ class ResyncBody(_Body):
 
 
 class ImportBody(_Body):
+    free_text: ClassVar[frozenset[str]] = frozenset({"content"})
+
     content: str | None = Field(default=None, description="the file as text (PSKC, CSV, URIs)")
     content_base64: str | None = Field(default=None, description="or the file as base64")
     format: Literal["pskc", "azure-csv", "oath-csv", "vendor-csv", "otpauth"] | None = None

@@ -1,4 +1,4 @@
-"""REST routes (design §6). Each is a few lines: authorise, call a service, shape the answer."""
+"""REST routes (docs/design.md §6.2). Each: authorise, call a service, shape the answer."""
 
 from __future__ import annotations
 
@@ -30,12 +30,15 @@ from keyfob.server.api.models import (
 )
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
+from keyfob.server.inputs import MAX_OFFSET
 from keyfob.server.store import repo
 from keyfob.server.validation import validate
-from keyfob.server.views import user_view
+from keyfob.server.views import api_key_view, user_view
 
 router = APIRouter(prefix="/api/v1")
 Admin = Annotated[Principal, Depends(require_admin)]
+# Bounded: an OFFSET past PostgreSQL's bigint is a database error, not an empty page.
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (at most 10^9)")]
 
 
 def _ctx(request: Request) -> ServerContext:
@@ -151,14 +154,21 @@ def delete_method(username: str, token_id: str, request: Request) -> Response:
 @router.post("/tokens/import", tags=["inventory"])
 def post_import(body: ImportBody, request: Request, who: Admin) -> dict[str, Any]:
     if (body.content is None) == (body.content_base64 is None):
-        raise ServiceError("give the file as exactly one of content or content_base64")
+        raise ServiceError(
+            "give the file as exactly one of content or content_base64",
+            hint="send text files (CSV, URIs, PSKC XML) as content, anything else as "
+            "content_base64",
+        )
     if body.content is not None:
         data = body.content.encode("utf-8")
     else:
         try:
             data = base64.b64decode(body.content_base64 or "", validate=True)
         except binascii.Error:
-            raise ServiceError("content_base64 is not valid base64") from None
+            raise ServiceError(
+                "content_base64 is not valid base64",
+                hint="encode the file with standard base64 on one line (base64 -w0 FILE)",
+            ) from None
     try:
         key = bytes.fromhex(body.key) if body.key else None
     except ValueError:
@@ -190,7 +200,7 @@ class _ImportFailed(ServiceError):
         super().__init__(
             f"{report['errors']} row(s) have errors; nothing was imported "
             f"(first: {first['where']}: {first['message']})",
-            hint="fix the file, or run with dry_run to see every row",
+            hint=first.get("hint") or "fix the file, or run with dry_run to see every row",
         )
         self.report = report
 
@@ -206,7 +216,7 @@ def get_tokens(
     locked: bool | None = None,
     serial: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     return inventory.list_inventory(
         _ctx(request),
@@ -281,7 +291,7 @@ def get_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     with _ctx(request).engine.connect() as conn:
         items, total = repo.query_audit(
@@ -298,3 +308,19 @@ def get_audit(
     for item in items:
         item["at"] = item["at"].isoformat()
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+@router.get("/apikeys", tags=["apikeys"])
+def get_apikeys(request: Request, who: Admin) -> dict[str, Any]:
+    """Every API key with its dates, revoked ones included; never a key or its hash."""
+    return {"items": [api_key_view(k) for k in accounts.list_api_keys(_ctx(request))]}
+
+
+@router.delete("/apikeys/{key}", tags=["apikeys"])
+def delete_apikey(key: str, request: Request, who: Admin) -> dict[str, Any]:
+    """Revoke the key with this id (or name): refused by every worker from the next request."""
+    revoked = accounts.revoke_api_key(_ctx(request), key, actor=who.actor, client=_client(request))
+    return api_key_view(revoked)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from keyfob.errors import KeyfobError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("keyfob.server")
 
 
 class DatabaseError(KeyfobError):
@@ -44,6 +46,7 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:
         raise DatabaseError(f"cannot read the database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
+        _private_sqlite_files(parsed.database)
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
@@ -60,8 +63,41 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def _private_sqlite_files(database: str | None) -> None:
+    """Make the database file (and its -wal, -shm and -journal companions) readable by this
+    user only, like the master key file: it holds password hashes, API key hashes and the
+    sealed secrets. A new file is created 0600 before SQLite opens it (SQLite would create it
+    0644 under the usual umask, and gives the companion files the database file's mode); an
+    existing one is tightened on every start."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite's own error says which directory is missing
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        _tighten(path.with_name(path.name + suffix))
+
+
+def _tighten(path: Path) -> None:
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        log.warning("cannot make %s readable by its owner only (owned by another user?)", path)
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic), safely from several processes."""
+    """Bring the schema to the newest revision (Alembic), safely from several processes.
+
+    Alembic is imported here, not at the top: only a starting server or admin command needs it.
+    """
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     try:

@@ -60,6 +60,7 @@ class TokenRecord:
     activated_at: datetime | None
     last_used_at: datetime | None
     expires_at: datetime | None
+    reported_serial: str | None = None  # a user's word, never an inventory serial
 
     @classmethod
     def from_row(cls, row: Any) -> TokenRecord:
@@ -95,6 +96,7 @@ class TokenRecord:
             activated_at=m["activated_at"],
             last_used_at=m["last_used_at"],
             expires_at=m["expires_at"],
+            reported_serial=m.get("reported_serial"),
         )
 
     def params(self, secret: bytes) -> TokenParams:

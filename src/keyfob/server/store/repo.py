@@ -12,7 +12,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from keyfob.otp.verify import TokenState
 from keyfob.server.store.records import TokenRecord, UserRecord, state_values
@@ -55,7 +68,29 @@ def insert_user(
     must_change_password: bool,
     now: datetime,
 ) -> UserRecord:
-    values = {
+    values = user_values(
+        username,
+        password_hash=password_hash,
+        role=role,
+        display_name=display_name,
+        must_change_password=must_change_password,
+        now=now,
+    )
+    conn.execute(insert(users).values(**values))
+    return UserRecord.from_row(conn.execute(select(users).where(users.c.id == values["id"])).one())
+
+
+def user_values(
+    username: str,
+    *,
+    password_hash: str | None,
+    role: str,
+    display_name: str,
+    must_change_password: bool,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new users row (with a new id): for :func:`insert_user` and for bulk inserts."""
+    return {
         "id": new_id(),
         "username": username.strip(),
         "username_key": user_key(username),
@@ -66,8 +101,18 @@ def insert_user(
         "disabled": False,
         "created_at": now,
     }
-    conn.execute(insert(users).values(**values))
-    return UserRecord.from_row(conn.execute(select(users).where(users.c.id == values["id"])).one())
+
+
+def user_ids(conn: Connection, usernames: list[str]) -> dict[str, str]:
+    """The ids of those of ``usernames`` that exist, by :func:`user_key` (500 a statement)."""
+    keys = sorted({user_key(u) for u in usernames})
+    found: dict[str, str] = {}
+    for i in range(0, len(keys), 500):
+        query = select(users.c.username_key, users.c.id).where(
+            users.c.username_key.in_(keys[i : i + 500])
+        )
+        found.update((key, uid) for key, uid in conn.execute(query))
+    return found
 
 
 def update_user(conn: Connection, user_id: str, **values: Any) -> None:
@@ -82,6 +127,12 @@ def list_users(conn: Connection) -> list[UserRecord]:
 
 def count_users(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(users)).scalar_one()
+
+
+def lock_user(conn: Connection, user_id: str) -> None:
+    """Serialise this user's transactions until ``conn`` ends (PostgreSQL row lock; SQLite
+    writers are serialised by its write lock anyway)."""
+    conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -140,18 +191,20 @@ def active_tokens_of(
     if not rows:
         return None, []
     user = UserRecord.from_row(rows[0])
-    found = []
-    for row in rows:
-        m = row._mapping
-        if m["t_id"] is None:
-            continue
-        data = {c.name: m[f"t_{c.name}"] for c in tokens.c}
-        data["owner"] = user.username
-        found.append(TokenRecord.from_row(_Row(data)))
+    found = [active_token(row, user.username) for row in rows if row._mapping["t_id"] is not None]
     return user, found
 
 
-class _Row:
+def active_token(row: Any, owner: str) -> TokenRecord:
+    """One token of an :func:`active_tokens_of` row (its columns are prefixed ``t_``); public so
+    that validation can spend the same parsing work on a decoy row (keyfob.server.decoy)."""
+    m = row._mapping
+    data = {c.name: m[f"t_{c.name}"] for c in tokens.c}
+    data["owner"] = owner
+    return TokenRecord.from_row(Row(data))
+
+
+class Row:
     """Adapter so that from_row works on a plain dict."""
 
     def __init__(self, mapping: dict[str, Any]) -> None:
@@ -205,7 +258,9 @@ def list_tokens(
     if assigned is not None:
         conds.append(tokens.c.owner_id.isnot(None) if assigned else tokens.c.owner_id.is_(None))
     if serial:
-        conds.append(tokens.c.serial.like(f"{serial}%"))
+        conds.append(
+            or_(tokens.c.serial.like(f"{serial}%"), tokens.c.reported_serial.like(f"{serial}%"))
+        )
     if locked_at is not None:
         conds.append(tokens.c.locked_until > locked_at)
     base = tokens.outerjoin(users, tokens.c.owner_id == users.c.id)
@@ -224,9 +279,48 @@ def insert_token(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(tokens).values(**values))
 
 
-def insert_tokens(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(tokens), rows)
+class Staging:
+    """Rows waiting to enter tokens and users, in temporary tables of one connection.
+
+    An import fills them as it reads its file, with no lock on the real tables (a temporary
+    table is private to its connection, on SQLite and PostgreSQL alike), and then
+    :meth:`publish` copies them over with two ``INSERT … SELECT`` in the caller's write
+    transaction: no Python work per row while SQLite's single write lock is held, nothing
+    visible before that commit, and nothing left behind by a crash (the tables die with the
+    connection)."""
+
+    def __init__(self, conn: Connection) -> None:
+        meta = MetaData()
+        self.tokens = _staging_table(meta, tokens)
+        self.users = _staging_table(meta, users)
+        meta.drop_all(conn, checkfirst=True)  # left by an earlier import on this connection
+        meta.create_all(conn)
+        self._meta = meta
+
+    def add(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(table), rows)
+
+    def publish(self, conn: Connection) -> None:
+        for real, staged in ((users, self.users), (tokens, self.tokens)):
+            names = [c.name for c in real.c]
+            conn.execute(insert(real).from_select(names, select(*[staged.c[n] for n in names])))
+
+    def drop(self, conn: Connection) -> None:
+        self._meta.drop_all(conn)
+
+
+def _staging_table(meta: MetaData, real: Table) -> Table:
+    """A temporary table with the columns (types and scalar defaults) of ``real``, no keys."""
+    columns = [
+        Column(
+            c.name,
+            c.type,
+            default=c.default.arg if c.default is not None and c.default.is_scalar else None,
+        )
+        for c in real.c
+    ]
+    return Table(f"staged_{real.name}", meta, *columns, prefixes=["TEMPORARY"])
 
 
 def update_token(conn: Connection, token_id: str, **values: Any) -> None:
@@ -272,16 +366,6 @@ def apply_state(
     return conn.execute(stmt.values(**values)).rowcount == 1
 
 
-def all_sealed(conn: Connection) -> list[tuple[str, bytes]]:
-    return [
-        (r.id, bytes(r.secret_enc)) for r in conn.execute(select(tokens.c.id, tokens.c.secret_enc))
-    ]
-
-
-def reseal(conn: Connection, token_id: str, blob: bytes) -> None:
-    conn.execute(update(tokens).where(tokens.c.id == token_id).values(secret_enc=blob))
-
-
 def serials_present(conn: Connection, serials: list[str]) -> dict[str, TokenRecord]:
     found: dict[str, TokenRecord] = {}
     for i in range(0, len(serials), 500):
@@ -302,6 +386,31 @@ def insert_audit(conn: Connection, **values: Any) -> None:
     values.setdefault("client", None)
     values.setdefault("details", None)
     conn.execute(_INSERT_AUDIT, values)
+
+
+def insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Several audit rows in one statement (each row with every column given)."""
+    conn.execute(_INSERT_AUDIT, rows)
+
+
+def count_audit(
+    conn: Connection,
+    *,
+    action: str,
+    outcome: str,
+    since: datetime,
+    target_user: str | None = None,
+    client: str | None = None,
+) -> tuple[int, datetime | None]:
+    """How many audit rows of one action and outcome since a time, for one user or address,
+    and when the oldest of them was written."""
+    conds = [audit.c.action == action, audit.c.outcome == outcome, audit.c.at >= since]
+    if target_user is not None:
+        conds.append(audit.c.target_user == target_user)
+    if client is not None:
+        conds.append(audit.c.client == client)
+    row = conn.execute(select(func.count(), func.min(audit.c.at)).where(*conds)).one()
+    return int(row[0]), row[1]
 
 
 def query_audit(
@@ -348,16 +457,38 @@ def insert_api_key(conn: Connection, **values: Any) -> None:
     conn.execute(insert(api_keys).values(**values))
 
 
+# Built once: every bearer request runs it, and building a SELECT costs more than running it.
+_GET_API_KEY = select(api_keys).where(api_keys.c.id == bindparam("key_id"))
+
+
 def get_api_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    row = conn.execute(_GET_API_KEY, {"key_id": key_id}).first()
     return dict(row._mapping) if row else None
 
 
-def touch_api_key(conn: Connection, key_id: str, now: datetime) -> None:
-    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+def api_keys_named(conn: Connection, name: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(api_keys).where(api_keys.c.name == name).order_by(api_keys.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def touch_api_key(conn: Connection, key_id: str, now: datetime, older_than: datetime) -> None:
+    """Record a use, unless some worker already recorded one since ``older_than``."""
+    used = api_keys.c.last_used_at
+    conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, or_(used.is_(None), used < older_than))
+        .values(last_used_at=now)
+    )
+
+
+def revoke_api_key(conn: Connection, key_id: str, now: datetime) -> bool:
+    """Set ``revoked_at`` once; False if the key was already revoked (a concurrent revoke)."""
+    stmt = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    return conn.execute(stmt.values(revoked_at=now)).rowcount == 1
 
 
 def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
+    """Every key, revoked ones too (they stay for the record), never the hashes."""
     return [
         dict(r._mapping)
         for r in conn.execute(
@@ -367,6 +498,7 @@ def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
                 api_keys.c.role,
                 api_keys.c.created_at,
                 api_keys.c.last_used_at,
-            ).order_by(api_keys.c.created_at)
+                api_keys.c.revoked_at,
+            ).order_by(api_keys.c.created_at, api_keys.c.id)
         )
     ]

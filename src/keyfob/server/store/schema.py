@@ -1,4 +1,4 @@
-"""The database schema (design §5) as SQLAlchemy Core tables.
+"""The database schema (docs/design.md §5) as SQLAlchemy Core tables.
 
 Core rather than ORM: the hot path (validation) is three hand-written statements — one SELECT of
 a user's active tokens through an index, one compare-and-set UPDATE, one audit INSERT — and the
@@ -75,7 +75,7 @@ tokens = Table(
     "tokens",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("serial", String(128), nullable=True, unique=True),
+    Column("serial", String(128), nullable=True, unique=True),  # the inventory's (vendor) serial
     Column("kind", String(16), nullable=False),  # app | programmable | classic
     Column("type", String(8), nullable=False),  # totp | hotp
     Column("algorithm", String(8), nullable=False),
@@ -85,7 +85,7 @@ tokens = Table(
     Column("owner_id", String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("label", String(255), nullable=False, default=""),
     Column("state", String(16), nullable=False),  # pending | active | disabled
-    # verification state (design §4); times are Unix seconds
+    # verification state (docs/design.md §4.1); times are Unix seconds
     Column("last_step", BigInteger, nullable=False, default=-1),
     Column("drift", Integer, nullable=False, default=0),
     Column("fail_count", Integer, nullable=False, default=0),
@@ -102,6 +102,9 @@ tokens = Table(
     Column("activated_at", UTCDateTime(), nullable=True),
     Column("last_used_at", UTCDateTime(), nullable=True),
     Column("expires_at", UTCDateTime(), nullable=True),
+    # The serial a user gave when enrolling a programmable token: their word, not the vendor's,
+    # so neither unique nor an inventory serial (it must never block a seed-file import).
+    Column("reported_serial", String(128), nullable=True),
     Index("ix_tokens_owner_state", "owner_id", "state"),
     Index("ix_tokens_state_kind", "state", "kind"),
 )

@@ -9,15 +9,22 @@ from fastapi.responses import HTMLResponse, Response
 
 from keyfob.errors import KeyfobError
 from keyfob.server import accounts, enrolment, inventory
+from keyfob.server.inputs import MAX_OFFSET, STORABLE
 from keyfob.server.store import repo
 from keyfob.server.views import user_view
 from keyfob.server.web import sessions
 from keyfob.server.web.common import admin, check_csrf, client, ctx_of, render, see_other
 
 router = APIRouter(prefix="/admin")
-Field = Annotated[str, Form(max_length=1024)]
-Code = Annotated[str, Form(max_length=32)]
+Field = Annotated[str, Form(max_length=1024), STORABLE]
+Code = Annotated[str, Form(max_length=32), STORABLE]
 PAGE = 50
+
+
+def _page(page: int) -> int:
+    """Pages from 1 up to where the offset would pass MAX_OFFSET (a page number from the URL
+    must not become an OFFSET the database cannot hold)."""
+    return min(max(page, 1), MAX_OFFSET // PAGE)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -43,9 +50,9 @@ def users(request: Request) -> Response:
 @router.post("/users", response_class=HTMLResponse)
 def add_user(
     request: Request,
-    username: Annotated[str, Form(max_length=255)],
-    display_name: Annotated[str, Form(max_length=255)] = "",
-    role: Annotated[str, Form(max_length=8)] = "user",
+    username: Annotated[str, Form(max_length=255), STORABLE],
+    display_name: Annotated[str, Form(max_length=255), STORABLE] = "",
+    role: Annotated[str, Form(max_length=8), STORABLE] = "user",
     csrf: Field = "",
 ) -> Response:
     session = admin(request)
@@ -137,7 +144,7 @@ def tokens(
     page: int = 1,
 ) -> Response:
     session = admin(request)
-    page = max(page, 1)
+    page = _page(page)
     filters: dict[str, Any] = {
         "state": state or None,
         "kind": kind or None,
@@ -166,10 +173,10 @@ def token_action(
     ref: str,
     action: str,
     csrf: Field = "",
-    username: Annotated[str, Form(max_length=255)] = "",
+    username: Annotated[str, Form(max_length=255), STORABLE] = "",
     code1: Code = "",
     code2: Code = "",
-    back: Annotated[str, Form(max_length=255)] = "",
+    back: Annotated[str, Form(max_length=255), STORABLE] = "",
 ) -> Response:
     session = admin(request)
     check_csrf(session, csrf)
@@ -220,11 +227,11 @@ def import_form(request: Request) -> Response:
 async def import_file(
     request: Request,
     file: Annotated[UploadFile, File()],
-    fmt: Annotated[str, Form(alias="format", max_length=16)] = "",
+    fmt: Annotated[str, Form(alias="format", max_length=16), STORABLE] = "",
     password: Field = "",
-    key: Annotated[str, Form(max_length=128)] = "",
-    mac_check: Annotated[str, Form(max_length=8)] = "strict",
-    action: Annotated[str, Form(max_length=8)] = "preview",
+    key: Annotated[str, Form(max_length=128), STORABLE] = "",
+    mac_check: Annotated[str, Form(max_length=8), STORABLE] = "strict",
+    action: Annotated[str, Form(max_length=8), STORABLE] = "preview",
     csrf: Field = "",
 ) -> Response:
     from starlette.concurrency import run_in_threadpool
@@ -277,7 +284,7 @@ def audit(
     request: Request, user: str = "", serial: str = "", action: str = "", page: int = 1
 ) -> Response:
     session = admin(request)
-    page = max(page, 1)
+    page = _page(page)
     with ctx_of(request).engine.connect() as conn:
         items, total = repo.query_audit(
             conn,
@@ -313,8 +320,8 @@ def apikeys(request: Request) -> Response:
 @router.post("/apikeys", response_class=HTMLResponse)
 def create_apikey(
     request: Request,
-    name: Annotated[str, Form(max_length=255)],
-    role: Annotated[str, Form(max_length=16)],
+    name: Annotated[str, Form(max_length=255), STORABLE],
+    role: Annotated[str, Form(max_length=16), STORABLE],
     csrf: Field = "",
 ) -> Response:
     session = admin(request)
@@ -341,3 +348,14 @@ def create_apikey(
         new_name=key.name,
         keys=accounts.list_api_keys(ctx),
     )
+
+
+@router.post("/apikeys/{key_id}/revoke", response_class=HTMLResponse)
+def revoke_apikey(request: Request, key_id: str, csrf: Field = "") -> Response:
+    """The list's Revoke button: the same service as the CLI and the API (errors: a page)."""
+    session = admin(request)
+    check_csrf(session, csrf)
+    accounts.revoke_api_key(
+        ctx_of(request), key_id, actor=session.user.username, client=client(request)
+    )
+    return see_other("/admin/apikeys?notice=key-revoked")

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from keyfob.server import accounts
 from keyfob.server.errors import ServiceError
+from keyfob.server.inputs import STORABLE
 from keyfob.server.store import repo
 from keyfob.server.validation import validate
 from keyfob.server.web import sessions
@@ -29,9 +30,11 @@ from keyfob.server.web.common import (
     set_session_cookie,
     signed_in,
 )
+from keyfob.server.web.ratelimit import LoginLimiter, too_many
+from keyfob.server.web.sessions import WebSession
 
 router = APIRouter()
-Field = Annotated[str, Form(max_length=1024)]
+Field = Annotated[str, Form(max_length=1024), STORABLE]
 
 
 def _login_page(
@@ -67,15 +70,20 @@ def login(request: Request, username: Field, password: Field, csrf: Field = "") 
         raise CsrfError
     ctx = ctx_of(request)
     address = client(request) or "?"
-    limiter = request.app.state.login_limiter
-    wait = limiter.retry_after(username, address)
-    if wait:
-        return _login_page(
-            request, 429, f"Too many attempts. Wait {wait} seconds and try again.", username
+    limiter: LoginLimiter = request.app.state.login_limiter
+    attempt = limiter.attempt(username, address)
+    if not attempt.allowed:
+        return too_many(
+            _login_page(
+                request,
+                429,
+                f"Too many attempts. Wait {attempt.wait} seconds and try again.",
+                username,
+            ),
+            attempt.wait,
         )
     user = accounts.authenticate(ctx, username, password)
     if user is None:
-        limiter.failed(username, address)
         return _login_page(request, 401, "The username or password is wrong.", username)
     with ctx.engine.connect() as conn:
         has_method = bool(repo.active_tokens_of(conn, user.username)[1])
@@ -85,8 +93,12 @@ def login(request: Request, username: Field, password: Field, csrf: Field = "") 
     ttl = sessions.PASSWORD_STAGE_TTL if has_method else sessions.FULL_TTL
     set_session_cookie(response, request, value, int(ttl.total_seconds()))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    if not has_method:
-        limiter.succeeded(username, address)
+    # A right password is no failure; but only the code step ends the guessing of a user that
+    # has one, so its earlier failures keep counting until then.
+    if has_method:
+        limiter.release(attempt)
+    else:
+        limiter.succeeded(attempt)
     return response
 
 
@@ -101,25 +113,28 @@ def code_form(request: Request) -> Response:
 
 
 @router.post("/login/code", response_class=HTMLResponse)
-def code(request: Request, code: Annotated[str, Form(max_length=32)], csrf: Field = "") -> Response:
+def code(
+    request: Request, code: Annotated[str, Form(max_length=32), STORABLE], csrf: Field = ""
+) -> Response:
     session = current(request)
     if session is None:
         return see_other("/login")
     check_csrf(session, csrf)
     ctx = ctx_of(request)
     address = client(request) or "?"
-    limiter = request.app.state.login_limiter
-    if limiter.retry_after(session.user.username, address):
-        return render(
+    limiter: LoginLimiter = request.app.state.login_limiter
+    attempt = limiter.attempt(session.user.username, address)
+    if not attempt.allowed:
+        page = render(
             request,
             "login_code.html",
             429,
             session=session,
             error="Too many attempts. Wait a few minutes and try again.",
         )
+        return too_many(page, attempt.wait)
     result = validate(ctx, session.user.username, code, client=address, actor=session.user.username)
     if not result.accepted:
-        limiter.failed(session.user.username, address)
         return render(
             request,
             "login_code.html",
@@ -128,7 +143,7 @@ def code(request: Request, code: Annotated[str, Form(max_length=32)], csrf: Fiel
             error="That code was not accepted. Wait for the next code and type "
             "it; if it keeps failing, check the clock of the phone or token.",
         )
-    limiter.succeeded(session.user.username, address)
+    limiter.succeeded(attempt)
     value = sessions.promote(ctx, session)
     response = see_other("/")
     set_session_cookie(response, request, value, int(sessions.FULL_TTL.total_seconds()))
@@ -143,6 +158,28 @@ def password_form(request: Request) -> Response:
     )
 
 
+def _current_password_error(request: Request, session: WebSession, typed: str) -> tuple[str, int]:
+    """("" or what is wrong, seconds to wait). A first, one-time password change needs no
+    current password: the session itself came from signing in with it."""
+    if session.user.must_change_password:
+        return "", 0
+    limiter: LoginLimiter = request.app.state.login_limiter
+    right, wait = limiter.check_password(session.user.username, client(request) or "?", typed)
+    if wait:
+        return f"Too many attempts. Wait {wait} seconds and try again.", wait
+    return ("" if right else "Your current password is wrong."), 0
+
+
+def _new_password_error(new: str, repeat: str) -> str:
+    if new != repeat:
+        return "The two new passwords differ."
+    try:
+        accounts.check_password(new)
+    except ServiceError as exc:
+        return f"That password is too weak: {exc.message}."
+    return ""
+
+
 @router.post("/password", response_class=HTMLResponse)
 def set_password(
     request: Request, new: Field, repeat: Field, csrf: Field = "", current_password: Field = ""
@@ -151,18 +188,12 @@ def set_password(
     check_csrf(session, csrf)
     ctx = ctx_of(request)
     first = session.user.must_change_password
-    error = None
-    if not first and accounts.authenticate(ctx, session.user.username, current_password) is None:
-        error = "Your current password is wrong."
-    elif new != repeat:
-        error = "The two new passwords differ."
-    else:
-        try:
-            accounts.check_password(new)
-        except ServiceError as exc:
-            error = f"That password is too weak: {exc.message}."
+    error, wait = _current_password_error(request, session, current_password)
+    error = error or _new_password_error(new, repeat)
     if error:
-        return render(request, "password.html", 400, session=session, first=first, error=error)
+        status = 429 if wait else 400
+        page = render(request, "password.html", status, session=session, first=first, error=error)
+        return too_many(page, wait) if wait else page
     accounts.set_password(
         ctx,
         session.user.username,

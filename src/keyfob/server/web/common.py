@@ -33,6 +33,7 @@ NOTICES = {
     "user-added": "The user was added.",
     "disabled": "The user is disabled.",
     "enabled": "The user is enabled.",
+    "key-revoked": "The API key is revoked: no server accepts it any more.",
 }
 
 

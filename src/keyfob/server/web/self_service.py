@@ -9,14 +9,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from keyfob.errors import KeyfobError
-from keyfob.server import accounts, enrolment
+from keyfob.server import enrolment
+from keyfob.server.errors import NotFound
+from keyfob.server.inputs import STORABLE
 from keyfob.server.validation import validate
 from keyfob.server.web.common import check_csrf, client, ctx_of, render, see_other, signed_in
+from keyfob.server.web.ratelimit import LoginLimiter, too_many
 from keyfob.server.web.sessions import WebSession
 
 router = APIRouter()
-Field = Annotated[str, Form(max_length=1024)]
-Code = Annotated[str, Form(max_length=32)]
+Field = Annotated[str, Form(max_length=1024), STORABLE]
+Code = Annotated[str, Form(max_length=32), STORABLE]
 
 KIND_NAMES = {
     "app": "Authenticator app",
@@ -56,8 +59,8 @@ def home(request: Request) -> Response:
 @router.post("/methods/new", response_class=HTMLResponse)
 def new_method(
     request: Request,
-    kind: Annotated[str, Form(max_length=16)],
-    label: Annotated[str, Form(max_length=64)] = "",
+    kind: Annotated[str, Form(max_length=16), STORABLE],
+    label: Annotated[str, Form(max_length=64), STORABLE] = "",
     period: Annotated[int, Form()] = 30,
     csrf: Field = "",
 ) -> Response:
@@ -112,7 +115,7 @@ def verify(
     token_id: str,
     code: Code,
     csrf: Field = "",
-    serial: Annotated[str, Form(max_length=128)] = "",
+    serial: Annotated[str, Form(max_length=128), STORABLE] = "",
 ) -> Response:
     session = signed_in(request)
     check_csrf(session, csrf)
@@ -154,7 +157,10 @@ def claim_form(request: Request) -> Response:
 
 @router.post("/methods/claim", response_class=HTMLResponse)
 def claim(
-    request: Request, serial: Annotated[str, Form(max_length=128)], code: Code, csrf: Field = ""
+    request: Request,
+    serial: Annotated[str, Form(max_length=128), STORABLE],
+    code: Code,
+    csrf: Field = "",
 ) -> Response:
     session = signed_in(request)
     check_csrf(session, csrf)
@@ -182,7 +188,10 @@ def claim(
 
 @router.post("/methods/{token_id}/rename", response_class=HTMLResponse)
 def rename(
-    request: Request, token_id: str, label: Annotated[str, Form(max_length=64)], csrf: Field = ""
+    request: Request,
+    token_id: str,
+    label: Annotated[str, Form(max_length=64), STORABLE],
+    csrf: Field = "",
 ) -> Response:
     session = signed_in(request)
     check_csrf(session, csrf)
@@ -201,7 +210,9 @@ def _method(request: Request, username: str, token_id: str) -> dict:
     for m in enrolment.list_methods(ctx_of(request), username):
         if m["id"] == token_id:
             return m
-    raise KeyfobError("no such method")
+    raise NotFound(
+        "you have no such sign-in method", hint="go back to your methods and pick one from the list"
+    )
 
 
 @router.get("/methods/{token_id}/remove", response_class=HTMLResponse)
@@ -220,23 +231,29 @@ def remove(
     check_csrf(session, csrf)
     ctx = ctx_of(request)
     method = _method(request, session.user.username, token_id)
-    proven = False
+    proven, wait = False, 0
     if code.strip():
         proven = validate(
             ctx, session.user.username, code, client=client(request), actor=session.user.username
         ).accepted
     elif password:
-        proven = accounts.authenticate(ctx, session.user.username, password) is not None
+        limiter: LoginLimiter = request.app.state.login_limiter
+        proven, wait = limiter.check_password(
+            session.user.username, client(request) or "?", password
+        )
     if not proven:
-        return render(
+        page = render(
             request,
             "remove.html",
-            401,
+            429 if wait else 401,
             session=session,
             method=method,
             kinds=KIND_NAMES,
-            error="Type a current code from one of your methods, or your password, to confirm.",
+            error=f"Too many attempts. Wait {wait} seconds and try again."
+            if wait
+            else "Type a current code from one of your methods, or your password, to confirm.",
         )
+        return too_many(page, wait) if wait else page
     enrolment.remove(
         ctx, session.user.username, token_id, actor=session.user.username, client=client(request)
     )
