@@ -96,16 +96,7 @@ def validate(
         except _Raced:
             continue
     with ctx.begin() as conn:
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="validate",
-            outcome="failure",
-            target_user=target,
-            reason="contention",
-            client=client,
-        )
+        auditlog.record_all(conn, [_failure(ctx, target, "contention", client, actor)])
     return ValidationResult(False, "contention")
 
 
@@ -123,16 +114,7 @@ def _refuse_without_token(
     _decide([decoy.RECORD], [decoy.RECORD.params(secret)], code, now, ctx.policy)
     with ctx.begin() as conn:
         decoy.write(conn, ctx.now_dt())  # the compare-and-set of a wrong code, on no row
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="validate",
-            outcome="failure",
-            target_user=target,
-            reason=reason,
-            client=client,
-        )
+        auditlog.record_all(conn, [_failure(ctx, target, reason, client, actor)])
     return ValidationResult(False, reason)
 
 
@@ -173,19 +155,24 @@ def _apply(
             if _newly_locked(ctx, token, decision):
                 entries.append(_lockout_entry(ctx, username, token, decision, client, actor))
         reason = _summary(decisions)
-        entries.append(
-            auditlog.entry(
-                ctx,
-                actor=actor,
-                action="validate",
-                outcome="failure",
-                target_user=username,
-                reason=reason,
-                client=client,
-            )
-        )
+        entries.append(_failure(ctx, username, reason, client, actor))
         auditlog.record_all(conn, entries)
     return ValidationResult(False, reason)
+
+
+def _failure(
+    ctx: ServerContext, target: str, reason: str, client: str | None, actor: str
+) -> dict[str, Any]:
+    """The audit row of every refused validation, whatever refused it."""
+    return auditlog.entry(
+        ctx,
+        actor=actor,
+        action="validate",
+        outcome="failure",
+        target_user=target,
+        reason=reason,
+        client=client,
+    )
 
 
 def _newly_locked(ctx: ServerContext, token: TokenRecord, decision: Decision) -> bool:

@@ -152,9 +152,6 @@ class KeyRing:
     def kids(self) -> list[str]:
         return list(self._keys)
 
-    def key(self, kid: str) -> bytes:
-        return self._keys[kid]
-
     def reload(self) -> bool:
         """Read the source again (a rotation may have added a key); True if anything changed."""
         if self._source is None:
