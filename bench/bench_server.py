@@ -49,19 +49,7 @@ def populate(
     for i in range(users):
         uid = repo.new_id()
         name = f"{prefix}{i}@bench.example"
-        user_rows.append(
-            {
-                "id": uid,
-                "username": name,
-                "username_key": name,
-                "display_name": "",
-                "password_hash": None,
-                "must_change_password": False,
-                "role": "user",
-                "disabled": False,
-                "created_at": now,
-            }
-        )
+        user_rows.append(_user_row(uid, name, now))
         secrets_ = []
         for _ in range(per_user):
             secret = os.urandom(20)
@@ -79,6 +67,20 @@ def populate(
         for i in range(0, len(token_rows), 5000):
             conn.execute(tokens.insert(), token_rows[i : i + 5000])
     return out
+
+
+def _user_row(uid: str, name: str, now: datetime) -> dict:
+    return {
+        "id": uid,
+        "username": name,
+        "username_key": name,
+        "display_name": "",
+        "password_hash": None,
+        "must_change_password": False,
+        "role": "user",
+        "disabled": False,
+        "created_at": now,
+    }
 
 
 def _token_row(ctx: ServerContext, secret: bytes, owner: str | None, now: datetime) -> dict:
@@ -268,7 +270,8 @@ def in_process(per_user: int, store_extra: int = 0, samples: int = 2000) -> dict
     }
 
 
-def pskc_import(count: int = 100_000) -> dict[str, Any]:
+def pskc_document(count: int) -> bytes:
+    """A plain-value PSKC file of ``count`` TOTP keys (serials B00000000…), random seeds."""
     import base64
 
     keys = "".join(
@@ -280,10 +283,14 @@ def pskc_import(count: int = 100_000) -> dict[str, Any]:
         f"<TimeInterval><PlainValue>30</PlainValue></TimeInterval></Data></Key></KeyPackage>\n"
         for i in range(count)
     )
-    data = (
+    return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<KeyContainer Version="1.0" '
         f'xmlns="urn:ietf:params:xml:ns:keyprov:pskc">\n{keys}</KeyContainer>\n'
     ).encode()
+
+
+def pskc_import(count: int = 100_000) -> dict[str, Any]:
+    data = pskc_document(count)
     tmp = Path(tempfile.mkdtemp(prefix="keyfob-bench-"))
     ctx = open_context(Settings(db=f"sqlite:///{tmp / 'i.db'}", key_file=tmp / "i.key"))
     t0 = time.perf_counter()

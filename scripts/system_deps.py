@@ -23,6 +23,10 @@ PACKAGES: dict[str, str] = {
     "libpcsclite-dev": "file:/usr/include/PCSC/winscard.h",  # to build pyscard
     "swig": "bin:swig",  # to build pyscard
     "chromium": "bin:chromium",  # the real browser the web-page tests drive (via Playwright)
+    "freeradius-utils": "bin:radclient",  # FreeRADIUS's radclient: the NAS of the RADIUS tests
+    # OpenLDAP: the directory the directory-user tests run (tests/directory), and its ldapadd
+    "slapd": "file:/usr/sbin/slapd",
+    "ldap-utils": "bin:ldapadd",
 }
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: external reference tools, and the strict mode CI runs in.
+"""Shared fixtures: the one controllable clock, external reference tools, and the strict mode CI
+runs in.
 
 A test that needs a system tool asks for it with ``require_tool("oathtool")``. When the tool is
 missing the test skips with a visible reason — except under ``KEYFOB_STRICT=1`` (set by
@@ -12,14 +13,23 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from testkit import KEYFOB, Clock
+
 STRICT = os.environ.get("KEYFOB_STRICT") == "1"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The test's one clock, at ``testkit.T0`` (0 s into a 30 s step): give it to the server
+    context, the emulated token (``host_clock``) and the burner, and move it with ``advance``
+    or ``set``. Server tests, token tests and new tests alike take this fixture."""
+    return Clock()
 
 
 def _require(name: str) -> str:
@@ -46,7 +56,6 @@ def oathtool() -> str:
 # --- the real PC/SC stack: pcscd + vsmartcard's vpcd + `keyfob emulator` processes ----------
 
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
-KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
 
 
 def _missing(reason: str) -> None:

@@ -19,6 +19,9 @@ MIGRATION_TWO = (
 )
 
 
+CODE = ["code", "JBSWY3DPEHPK3PXP"]
+
+
 def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -65,17 +68,34 @@ def test_code_from_migration_needs_account(capsys) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (
+        pytest.param(
             ["code", "IAmShashank11111111"],
             "secret is not valid base32: character '1' at position 12",
+            id="code: bad secret",
         ),
-        (["code", "JBSWY3DPEHPK3PXP", "--at", "yesterday"], "cannot read the time 'yesterday'"),
-        (["code", "JBSWY3DPEHPK3PXP", "--digits", "4"], "unsupported number of digits 4"),
-        (["code", "JBSWY3DPEHPK3PXP", "--algorithm", "md5"], "unsupported algorithm 'md5'"),
-        (["code", "JBSWY3DPEHPK3PXP", "--period", "0"], "unsupported period 0"),
-        (["code", PHONEFACTOR], "Microsoft Authenticator push-notification QR code"),
-        (["uri", "inspect", PHONEFACTOR], "I want to use a different authenticator app"),
-        (["uri", "inspect", "otpauth://totp/x?issuer=a"], "otpauth URI has no secret parameter"),
+        pytest.param(
+            [*CODE, "--at", "yesterday"], "cannot read the time 'yesterday'", id="code: bad --at"
+        ),
+        pytest.param(
+            [*CODE, "--digits", "4"], "unsupported number of digits 4", id="code: 4 digits"
+        ),
+        pytest.param([*CODE, "--algorithm", "md5"], "unsupported algorithm 'md5'", id="code: md5"),
+        pytest.param([*CODE, "--period", "0"], "unsupported period 0", id="code: period 0"),
+        pytest.param(
+            ["code", PHONEFACTOR],
+            "Microsoft Authenticator push-notification QR code",
+            id="code: microsoft push qr",
+        ),
+        pytest.param(
+            ["uri", "inspect", PHONEFACTOR],
+            "I want to use a different authenticator app",
+            id="uri inspect: microsoft push qr",
+        ),
+        pytest.param(
+            ["uri", "inspect", "otpauth://totp/x?issuer=a"],
+            "otpauth URI has no secret parameter",
+            id="uri inspect: no secret",
+        ),
     ],
 )
 def test_errors_are_one_line(capsys, args: list[str], message: str) -> None:
@@ -171,6 +191,7 @@ def test_qr_decode_reports_each_bad_file(capsys, tmp_path) -> None:
 
 
 def test_help_and_no_arguments(capsys) -> None:
-    assert run(capsys, "--help")[0] == 0
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "Usage: keyfob" in out
     code, out, err = run(capsys, "code")
     assert code == 2 and "Missing argument" in out + err

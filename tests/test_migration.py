@@ -251,6 +251,7 @@ def test_batches_of_different_exports_are_refused() -> None:
             "not an otpauth-migration URI",
         ),
     ],
+    ids=["corrupt", "not base64", "no data", "empty data", "scanner prefix"],
 )
 def test_bad_payloads(uri: str, message: str) -> None:
     with pytest.raises(UriError, match=message):

@@ -25,7 +25,11 @@ APP_LINKS = [
 ]
 
 
-@pytest.mark.parametrize("payload", PHONEFACTOR)
+@pytest.mark.parametrize(
+    "payload",
+    PHONEFACTOR,
+    ids=["classic", "placeholder code", "activatev2 encoded", "activatev2 plain", "upper case"],
+)
 def test_phonefactor_is_recognised_and_refused(payload: str) -> None:
     assert classify(payload) is PayloadKind.MICROSOFT_PHONEFACTOR
     with pytest.raises(MicrosoftPushQrError) as err:
@@ -36,7 +40,7 @@ def test_phonefactor_is_recognised_and_refused(payload: str) -> None:
     assert "Configure app without notifications" in text
 
 
-@pytest.mark.parametrize("payload", APP_LINKS)
+@pytest.mark.parametrize("payload", APP_LINKS, ids=["msa", "us government", "china"])
 def test_app_link_is_recognised_and_refused(payload: str) -> None:
     assert classify(payload) is PayloadKind.MICROSOFT_APP_LINK
     with pytest.raises(MicrosoftPushQrError, match="different authenticator app"):
@@ -57,7 +61,9 @@ def test_otpauth_and_migration() -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", ["Lorem ipsum dolor sit amet", "https://example.com", "WIFI:S:x;;", ""]
+    "payload",
+    ["Lorem ipsum dolor sit amet", "https://example.com", "WIFI:S:x;;", ""],
+    ids=["text", "web address", "wifi", "empty"],
 )
 def test_unknown_payloads(payload: str) -> None:
     assert classify(payload) is PayloadKind.UNKNOWN

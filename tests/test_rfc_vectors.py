@@ -25,7 +25,7 @@ RFC4226 = {
 }
 
 
-@pytest.mark.parametrize("count", sorted(RFC4226))
+@pytest.mark.parametrize("count", sorted(RFC4226), ids=lambda count: f"count {count}")
 def test_rfc4226_appendix_d(count: int) -> None:
     mac, truncated, six, seven, eight = RFC4226[count]
     assert hmac.new(RFC4226_SECRET, count.to_bytes(8, "big"), "sha1").hexdigest() == mac
@@ -59,13 +59,17 @@ WRONG_20_BYTE_SEED = [
 ]
 
 
-@pytest.mark.parametrize(("t", "sha1", "sha256", "sha512"), RFC6238)
+@pytest.mark.parametrize(
+    ("t", "sha1", "sha256", "sha512"), RFC6238, ids=[f"T={row[0]}" for row in RFC6238]
+)
 def test_rfc6238_appendix_b(t: int, sha1: str, sha256: str, sha512: str) -> None:
     for algorithm, want in zip(SEEDS, (sha1, sha256, sha512), strict=True):
         assert totp(SEEDS[algorithm], t, digits=8, algorithm=algorithm) == want
 
 
-@pytest.mark.parametrize(("t", "wrong256", "wrong512"), WRONG_20_BYTE_SEED)
+@pytest.mark.parametrize(
+    ("t", "wrong256", "wrong512"), WRONG_20_BYTE_SEED, ids=[f"T={r[0]}" for r in WRONG_20_BYTE_SEED]
+)
 def test_rfc6238_known_wrong_values_are_not_produced(t: int, wrong256: str, wrong512: str) -> None:
     right256 = totp(SEEDS[Algorithm.SHA256], t, digits=8, algorithm=Algorithm.SHA256)
     right512 = totp(SEEDS[Algorithm.SHA512], t, digits=8, algorithm=Algorithm.SHA512)
@@ -106,7 +110,11 @@ EXTRA_HOTP = [
 ]
 
 
-@pytest.mark.parametrize(("secret", "alg", "digits", "period", "t", "want"), EXTRA_TOTP)
+@pytest.mark.parametrize(
+    ("secret", "alg", "digits", "period", "t", "want"),
+    EXTRA_TOTP,
+    ids=[f"{s[:8]} {a.value} {d} digits {p} s at {t}" for s, a, d, p, t, _ in EXTRA_TOTP],
+)
 def test_public_sample_totp(
     secret: str, alg: Algorithm, digits: int, period: int, t: int, want: str
 ) -> None:
@@ -114,7 +122,11 @@ def test_public_sample_totp(
     assert totp(key, t, digits=digits, algorithm=alg, period=period) == want
 
 
-@pytest.mark.parametrize(("secret", "alg", "digits", "counter", "want"), EXTRA_HOTP)
+@pytest.mark.parametrize(
+    ("secret", "alg", "digits", "counter", "want"),
+    EXTRA_HOTP,
+    ids=[f"{s[:8]} {a.value} {d} digits counter {c}" for s, a, d, c, _ in EXTRA_HOTP],
+)
 def test_public_sample_hotp(
     secret: str, alg: Algorithm, digits: int, counter: int, want: str
 ) -> None:

@@ -13,16 +13,17 @@ HELLO = bytes.fromhex("48656c6c6f21deadbeef")
 @pytest.mark.parametrize(
     "text",
     [
-        "JBSWY3DPEHPK3PXP",
-        "jbswy3dpehpk3pxp",  # Microsoft's lower-case keys
-        "JBSW Y3DP EHPK 3PXP",  # grouped manual keys
-        "jbsw-y3dp-ehpk-3pxp",
-        "  JBSWY3DPEHPK3PXP\n",
-        "JBSWY3DPEHPK3PXP====",  # padded (this length needs none, but some generators add it)
-        "base32:JBSWY3DPEHPK3PXP",
-        "48656c6c6f21deadbeef",  # hex: has digits 1, 8 that base32 never uses
-        "hex:48656C6C6F21DEADBEEF",
-        "0x48656c6c6f21deadbeef",
+        pytest.param("JBSWY3DPEHPK3PXP", id="base32"),
+        pytest.param("jbswy3dpehpk3pxp", id="lower case (Microsoft)"),
+        pytest.param("JBSW Y3DP EHPK 3PXP", id="grouped by four (manual keys)"),
+        pytest.param("jbsw-y3dp-ehpk-3pxp", id="grouped with dashes"),
+        pytest.param("  JBSWY3DPEHPK3PXP\n", id="blanks around"),
+        # this length needs no padding, but some generators add it
+        pytest.param("JBSWY3DPEHPK3PXP====", id="padded"),
+        pytest.param("base32:JBSWY3DPEHPK3PXP", id="base32: prefix"),
+        pytest.param("48656c6c6f21deadbeef", id="hex (digits 1 and 8: not base32)"),
+        pytest.param("hex:48656C6C6F21DEADBEEF", id="hex: prefix"),
+        pytest.param("0x48656c6c6f21deadbeef", id="0x prefix"),
     ],
 )
 def test_lenient_forms(text: str) -> None:
@@ -53,6 +54,17 @@ def test_auto_prefers_base32_for_text_valid_in_both() -> None:
         ("JBSWY3DPEHPK", "secret is only 7 bytes (56 bits); at least 10 bytes are required"),
         ("hex:48656c6c6f21deadbee", "odd number of digits (19)"),
         ("hex:48656c6c6f21deadbeeg", "secret is not valid hex: character 'g' at position 20"),
+    ],
+    ids=[
+        "digit 1 in base32",
+        "punctuation",
+        "position counts the spaces",
+        "empty",
+        "blanks only",
+        "impossible length",
+        "under 80 bits",
+        "odd hex",
+        "not hex",
     ],
 )
 def test_errors_name_what_and_where(text: str, message: str) -> None:

@@ -68,6 +68,7 @@ def test_otpauth_list_out_of_range_counter_and_period_name_their_line() -> None:
         ("TimeDrift", "-99999", "time drift -99999 steps is out of range"),
         ("TimeDrift", str(2**40), "time drift 1099511627776 steps is out of range"),
     ],
+    ids=["interval past 64 bits", "drift far behind", "drift far ahead"],
 )
 def test_pskc_out_of_range_totp_values_name_their_key(
     element: str, value: str, message: str
@@ -98,16 +99,16 @@ def test_serial_longer_than_its_column_is_a_row_error() -> None:
 
 # --- item 7: UPNs held to the API's username rule; formula cells on export ----------------
 
-BAD_UPNS = [
-    "=cmd|' /C calc'!A0",  # the classic DDE payload: has spaces
-    "alice\t@example.com",
-    "bob\x00@example.com",
-    "eve\u202e@example.com",  # right-to-left override: a format character
-    "a" * 300 + "@example.com",
-]
+BAD_UPNS = {
+    "dde formula with spaces": "=cmd|' /C calc'!A0",  # the classic DDE payload
+    "tab": "alice\t@example.com",
+    "nul": "bob\x00@example.com",
+    "right-to-left override": "eve\u202e@example.com",  # a format character
+    "over 255 characters": "a" * 300 + "@example.com",
+}
 
 
-@pytest.mark.parametrize("upn", BAD_UPNS)
+@pytest.mark.parametrize("upn", BAD_UPNS.values(), ids=BAD_UPNS.keys())
 def test_entra_csv_refuses_upns_the_api_refuses_with_the_line(upn: str) -> None:
     with pytest.raises(ServiceError):
         check_username(upn)  # the API's rule …
@@ -197,6 +198,7 @@ def test_pskc_with_two_billion_pbkdf2_iterations_is_refused_before_deriving() ->
         (b"<IterationCount>1000<", b"<IterationCount>0<", "0 PBKDF2 iterations"),
         (b"<KeyLength>16<", b"<KeyLength>1000000000<", "1000000000-byte PBKDF2 key"),
     ],
+    ids=["no iterations", "a gigabyte key"],
 )
 def test_other_unreasonable_pbkdf2_parameters_are_refused(
     old: bytes, new: bytes, message: str

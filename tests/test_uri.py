@@ -8,6 +8,8 @@ from keyfob.errors import UriError
 from keyfob.otp import Algorithm, Credential, OtpType, build_otpauth, parse_otpauth
 
 HELLO = bytes.fromhex("48656c6c6f21deadbeef")
+X = "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP"
+NO_SECRET = "otpauth URI has no secret parameter"
 
 
 def test_canonical_google_sample() -> None:
@@ -49,6 +51,14 @@ def test_encoded_colon_and_space_after_it() -> None:
         "JBSW%20Y3DP%20EHPK%203PXP",
         "JBSW+Y3DP+EHPK+3PXP",
         "JBSW Y3DP EHPK 3PXP",
+    ],
+    ids=[
+        "lower case",
+        "padding, percent-encoded",
+        "padding",
+        "spaces as %20",
+        "spaces as +",
+        "spaces as they are",
     ],
 )
 def test_secret_deviations(secret: str) -> None:
@@ -154,24 +164,36 @@ def test_scheme_and_type_are_case_insensitive() -> None:
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        (
+        pytest.param(
             "otpauth://totp/x?secret=IAmShashank11111111",
             "otpauth URI: secret is not valid base32: character '1' at position 12",
+            id="bad secret, named as the URI's",
         ),
-        ("otpauth://totp/x?issuer=Foo", "otpauth URI has no secret parameter"),
-        ("otpauth://totp/x?secret=", "otpauth URI has no secret parameter"),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=5", "unsupported number of digits 5"),
-        (
-            "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=eight",
-            "bad digits: 'eight' is not a whole number",
+        pytest.param("otpauth://totp/x?issuer=Foo", NO_SECRET, id="no secret"),
+        pytest.param("otpauth://totp/x?secret=", NO_SECRET, id="empty secret"),
+        pytest.param(f"{X}&digits=5", "unsupported number of digits 5", id="5 digits"),
+        pytest.param(
+            f"{X}&digits=eight", "bad digits: 'eight' is not a whole number", id="digits in words"
         ),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&period=0", "unsupported period 0"),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&period=-30", "unsupported period -30"),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&algorithm=MD5", "unsupported algorithm 'MD5'"),
-        ("otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=-1", "negative counter -1"),
-        ("otpauth://steam/Steam:me?secret=JBSWY3DPEHPK3PXP", "unsupported OTP type 'steam'"),
-        ("https://example.com/?secret=JBSWY3DPEHPK3PXP", "not an otpauth URI: scheme 'https'"),
-        ("otpauth-migration://offline?data=abc", "not an otpauth URI"),
+        pytest.param(f"{X}&period=0", "unsupported period 0", id="period 0"),
+        pytest.param(f"{X}&period=-30", "unsupported period -30", id="negative period"),
+        pytest.param(f"{X}&algorithm=MD5", "unsupported algorithm 'MD5'", id="md5"),
+        pytest.param(
+            "otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=-1",
+            "negative counter -1",
+            id="negative counter",
+        ),
+        pytest.param(
+            "otpauth://steam/Steam:me?secret=JBSWY3DPEHPK3PXP",
+            "unsupported OTP type 'steam'",
+            id="steam",
+        ),
+        pytest.param(
+            "https://example.com/?secret=JBSWY3DPEHPK3PXP",
+            "not an otpauth URI: scheme 'https'",
+            id="https",
+        ),
+        pytest.param("otpauth-migration://offline?data=abc", "not an otpauth URI", id="migration"),
     ],
 )
 def test_malformed_uris(uri: str, message: str) -> None:

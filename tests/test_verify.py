@@ -16,6 +16,7 @@ from keyfob.otp.verify import (
     unlock,
     verify,
 )
+from testkit import wrong_code
 
 KEY = b"12345678901234567890"
 T = TokenParams(secret=KEY)
@@ -29,261 +30,77 @@ def at(step: int) -> str:
     return hotp(KEY, step)
 
 
-S0 = TokenState()
+S, S0, N = TokenState, TokenState(), NOW_STEP
 ACCEPT, REJECT = Outcome.ACCEPT, Outcome.REJECT
+OK, RESYNCED, WRONG, REPLAY = Reason.OK, Reason.RESYNCED, Reason.WRONG_CODE, Reason.REPLAY
+LOCKED, PENDING, MALFORMED = Reason.LOCKED, Reason.RESYNC_PENDING, Reason.MALFORMED
+STEADY, ENROL, ASSIGN = Mode.STEADY, Mode.ENROL, Mode.ASSIGN
 
-# (name, state, code, now, mode, outcome, reason, expected new state)
+
+def case(name: str, state: TokenState, code: str, reason: Reason, new: TokenState, *mode: Mode):
+    """One row: the state before, the code typed at NOW (in ``mode``, else steady), the reason
+    expected (an accept for ok and resynced, a reject otherwise) and the state after."""
+    outcome = ACCEPT if reason in (OK, RESYNCED) else REJECT
+    return pytest.param(state, code, *(mode or (STEADY,)), outcome, reason, new, id=name)
+
+
+def accepted(step: int) -> TokenState:
+    """The state once ``step`` is accepted: failures and resync cleared, the drift learned."""
+    return S(last_step=step, drift=step - N)
+
+
+def failed(fails: int = 1, **state: float) -> TokenState:
+    return S(fail_count=fails, **state)
+
+
+def locked(fails: int, seconds: float) -> TokenState:
+    """``fails`` failures, locked until ``seconds`` after NOW (a negative number: expired)."""
+    return S(fail_count=fails, locked_until=NOW + seconds)
+
+
+def pending(offset: int, at: float, fails: int = 1, **state: float) -> TokenState:
+    """A first resync code ``offset`` steps from now, typed at ``at``, waiting for a second."""
+    return S(fail_count=fails, resync_step=N + offset, resync_offset=offset, resync_at=at, **state)
+
+
+USED = S(last_step=N)  # the current step was accepted already
+FIRST_40 = pending(40, NOW - 20, fails=0)  # a first resync code 40 steps ahead, 20 s ago
+LATE_40 = pending(40, NOW - 301, fails=0)  # ... more than resync_timeout ago
+RECENT_40 = pending(40, NOW - 5, fails=0)
+ASSIGN_PENDING = pending(7, NOW, drift=4)
+
+# One row a line: each reads, and fails by its id, on its own.
 TOTP_TABLE = [
-    (
-        "current step",
-        S0,
-        at(NOW_STEP),
-        NOW,
-        Mode.STEADY,
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=NOW_STEP, drift=0),
-    ),
-    (
-        "previous step",
-        S0,
-        at(NOW_STEP - 1),
-        NOW,
-        Mode.STEADY,
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=NOW_STEP - 1, drift=-1),
-    ),
-    (
-        "next step",
-        S0,
-        at(NOW_STEP + 1),
-        NOW,
-        Mode.STEADY,
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=NOW_STEP + 1, drift=1),
-    ),
-    (
-        "replay of the accepted step",
-        TokenState(last_step=NOW_STEP),
-        at(NOW_STEP),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.REPLAY,
-        TokenState(last_step=NOW_STEP, fail_count=1),
-    ),
-    (
-        "older code after a newer one",
-        TokenState(last_step=NOW_STEP),
-        at(NOW_STEP - 1),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.REPLAY,
-        TokenState(last_step=NOW_STEP, fail_count=1),
-    ),
-    (
-        "learned drift moves the window",
-        TokenState(last_step=NOW_STEP - 10, drift=5),
-        at(NOW_STEP + 6),
-        NOW,
-        Mode.STEADY,
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=NOW_STEP + 6, drift=6),
-    ),
-    (
-        "wrong code",
-        S0,
-        "000000" if at(NOW_STEP) != "000000" else "000001",
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.WRONG_CODE,
-        TokenState(fail_count=1),
-    ),
-    (
-        "malformed code",
-        S0,
-        "12a456",
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.MALFORMED,
-        TokenState(fail_count=1),
-    ),
-    (
-        "too short",
-        S0,
-        "12345",
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.MALFORMED,
-        TokenState(fail_count=1),
-    ),
-    (
-        "outside window remembered for resync",
-        S0,
-        at(NOW_STEP + 40),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.RESYNC_PENDING,
-        TokenState(fail_count=1, resync_step=NOW_STEP + 40, resync_offset=40, resync_at=NOW),
-    ),
-    (
-        "second resync code completes",
-        TokenState(fail_count=1, resync_step=NOW_STEP + 40, resync_offset=40, resync_at=NOW - 20),
-        at(NOW_STEP + 41),
-        NOW,
-        Mode.STEADY,
-        ACCEPT,
-        Reason.RESYNCED,
-        TokenState(last_step=NOW_STEP + 41, drift=41),
-    ),
-    (
-        "second resync code with another offset",
-        TokenState(resync_step=NOW_STEP + 40, resync_offset=40, resync_at=NOW - 20),
-        at(NOW_STEP + 50),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.RESYNC_PENDING,
-        TokenState(fail_count=1, resync_step=NOW_STEP + 50, resync_offset=50, resync_at=NOW),
-    ),
-    (
-        "second resync code too late",
-        TokenState(resync_step=NOW_STEP + 40, resync_offset=40, resync_at=NOW - 301),
-        at(NOW_STEP + 41),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.RESYNC_PENDING,
-        TokenState(fail_count=1, resync_step=NOW_STEP + 41, resync_offset=41, resync_at=NOW),
-    ),
-    (
-        "same resync code twice",
-        TokenState(resync_step=NOW_STEP + 40, resync_offset=40, resync_at=NOW - 5),
-        at(NOW_STEP + 40),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.RESYNC_PENDING,
-        TokenState(fail_count=1, resync_step=NOW_STEP + 40, resync_offset=40, resync_at=NOW),
-    ),
-    (
-        "beyond the resync window",
-        S0,
-        at(NOW_STEP + 121),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.WRONG_CODE,
-        TokenState(fail_count=1),
-    ),
-    (
-        "enrolment accepts 15 steps away",
-        S0,
-        at(NOW_STEP - 15),
-        NOW,
-        Mode.ENROL,
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=NOW_STEP - 15, drift=-15),
-    ),
-    (
-        "enrolment refuses 16 steps away",
-        S0,
-        at(NOW_STEP + 16),
-        NOW,
-        Mode.ENROL,
-        REJECT,
-        Reason.WRONG_CODE,
-        TokenState(fail_count=1),
-    ),
-    (
-        "assignment within 2 steps of imported drift",
-        TokenState(drift=4),
-        at(NOW_STEP + 6),
-        NOW,
-        Mode.ASSIGN,
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=NOW_STEP + 6, drift=6),
-    ),
-    (
-        "assignment 3 steps off needs a second code",
-        TokenState(drift=4),
-        at(NOW_STEP + 7),
-        NOW,
-        Mode.ASSIGN,
-        REJECT,
-        Reason.RESYNC_PENDING,
-        TokenState(drift=4, fail_count=1, resync_step=NOW_STEP + 7, resync_offset=7, resync_at=NOW),
-    ),
-    (
-        "locked refuses even the right code",
-        TokenState(fail_count=5, locked_until=NOW + 1),
-        at(NOW_STEP),
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.LOCKED,
-        TokenState(fail_count=5, locked_until=NOW + 1),
-    ),
-    (
-        "lock expired, right code accepted",
-        TokenState(fail_count=5, locked_until=NOW),
-        at(NOW_STEP),
-        NOW,
-        Mode.STEADY,
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=NOW_STEP),
-    ),
-    (
-        "fifth failure locks for 30 s",
-        TokenState(fail_count=4),
-        "99999x",
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.MALFORMED,
-        TokenState(fail_count=5, locked_until=NOW + 30),
-    ),
-    (
-        "sixth failure locks for 60 s",
-        TokenState(fail_count=5, locked_until=NOW - 1),
-        "99999x",
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.MALFORMED,
-        TokenState(fail_count=6, locked_until=NOW + 60),
-    ),
-    (
-        "lock is capped at one hour",
-        TokenState(fail_count=40, locked_until=NOW - 1),
-        "99999x",
-        NOW,
-        Mode.STEADY,
-        REJECT,
-        Reason.MALFORMED,
-        TokenState(fail_count=41, locked_until=NOW + 3600),
-    ),
+    case("current step", S0, at(N), OK, accepted(N)),
+    case("previous step", S0, at(N - 1), OK, accepted(N - 1)),
+    case("next step", S0, at(N + 1), OK, accepted(N + 1)),
+    case("replay of the accepted step", USED, at(N), REPLAY, failed(last_step=N)),
+    case("older code after a newer one", USED, at(N - 1), REPLAY, failed(last_step=N)),
+    case("drift moves the window", S(last_step=N - 10, drift=5), at(N + 6), OK, accepted(N + 6)),
+    case("wrong code", S0, wrong_code(KEY, at=NOW), WRONG, failed()),
+    case("malformed code", S0, "12a456", MALFORMED, failed()),
+    case("too short", S0, "12345", MALFORMED, failed()),
+    case("outside window remembered for resync", S0, at(N + 40), PENDING, pending(40, NOW)),
+    case("resync completes", pending(40, NOW - 20), at(N + 41), RESYNCED, accepted(N + 41)),
+    case("resync: another offset", FIRST_40, at(N + 50), PENDING, pending(50, NOW)),
+    case("resync: second code too late", LATE_40, at(N + 41), PENDING, pending(41, NOW)),
+    case("resync: same code twice", RECENT_40, at(N + 40), PENDING, pending(40, NOW)),
+    case("beyond the resync window", S0, at(N + 121), WRONG, failed()),
+    case("enrolment accepts 15 steps away", S0, at(N - 15), OK, accepted(N - 15), ENROL),
+    case("enrolment refuses 16 steps away", S0, at(N + 16), WRONG, failed(), ENROL),
+    case("assign: 2 steps from drift", S(drift=4), at(N + 6), OK, accepted(N + 6), ASSIGN),
+    case("assign: 3 steps off: 2 codes", S(drift=4), at(N + 7), PENDING, ASSIGN_PENDING, ASSIGN),
+    case("locked refuses even the right code", locked(5, 1), at(N), LOCKED, locked(5, 1)),
+    case("lock expired, right code accepted", locked(5, 0), at(N), OK, accepted(N)),
+    case("fifth failure locks for 30 s", failed(4), "99999x", MALFORMED, locked(5, 30)),
+    case("sixth failure locks for 60 s", locked(5, -1), "99999x", MALFORMED, locked(6, 60)),
+    case("lock is capped at one hour", locked(40, -1), "99999x", MALFORMED, locked(41, 3600)),
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "state", "code", "now", "mode", "outcome", "reason", "new"),
-    TOTP_TABLE,
-    ids=[row[0] for row in TOTP_TABLE],
-)
-def test_totp_rules(name, state, code, now, mode, outcome, reason, new) -> None:
-    d = verify(T, state, code, now, Policy(), mode)
+@pytest.mark.parametrize(("state", "code", "mode", "outcome", "reason", "new"), TOTP_TABLE)
+def test_totp_rules(state, code, mode, outcome, reason, new) -> None:
+    d = verify(T, state, code, NOW, Policy(), mode)
     assert (d.outcome, d.reason, d.state) == (outcome, reason, new)
 
 
@@ -305,104 +122,37 @@ def test_policy_bounds() -> None:
 
 
 # HOTP: last_step is the last accepted counter; -1 = none yet.
+AT_4 = S(last_step=4)
+HOTP_PENDING_40 = failed(last_step=4, resync_step=40, resync_offset=0, resync_at=NOW)
+HOTP_FIRST_40 = S(last_step=4, resync_step=40, resync_offset=0, resync_at=NOW - 10)
 HOTP_TABLE = [
-    (
-        "next counter",
-        TokenState(last_step=4),
-        hotp(KEY, 5),
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=5),
-    ),
-    (
-        "look-ahead 10",
-        TokenState(last_step=4),
-        hotp(KEY, 15),
-        ACCEPT,
-        Reason.OK,
-        TokenState(last_step=15),
-    ),
-    (
-        "used counter",
-        TokenState(last_step=4),
-        hotp(KEY, 4),
-        REJECT,
-        Reason.WRONG_CODE,
-        TokenState(last_step=4, fail_count=1),
-    ),
-    (
-        "beyond look-ahead: pending",
-        TokenState(last_step=4),
-        hotp(KEY, 40),
-        REJECT,
-        Reason.RESYNC_PENDING,
-        TokenState(last_step=4, fail_count=1, resync_step=40, resync_offset=0, resync_at=NOW),
-    ),
-    (
-        "consecutive second code resyncs",
-        TokenState(last_step=4, resync_step=40, resync_offset=0, resync_at=NOW - 10),
-        hotp(KEY, 41),
-        ACCEPT,
-        Reason.RESYNCED,
-        TokenState(last_step=41),
-    ),
-    (
-        "beyond 100: wrong",
-        TokenState(last_step=4),
-        hotp(KEY, 106),
-        REJECT,
-        Reason.WRONG_CODE,
-        TokenState(last_step=4, fail_count=1),
-    ),
+    case("next counter", AT_4, hotp(KEY, 5), OK, S(last_step=5)),
+    case("look-ahead 10", AT_4, hotp(KEY, 15), OK, S(last_step=15)),
+    case("used counter", AT_4, hotp(KEY, 4), WRONG, failed(last_step=4)),
+    case("beyond look-ahead: pending", AT_4, hotp(KEY, 40), PENDING, HOTP_PENDING_40),
+    case("the next code resyncs", HOTP_FIRST_40, hotp(KEY, 41), RESYNCED, S(last_step=41)),
+    case("beyond 100: wrong", AT_4, hotp(KEY, 106), WRONG, failed(last_step=4)),
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "state", "code", "outcome", "reason", "new"),
-    HOTP_TABLE,
-    ids=[row[0] for row in HOTP_TABLE],
-)
-def test_hotp_rules(name, state, code, outcome, reason, new) -> None:
-    d = verify(H, state, code, NOW)
+@pytest.mark.parametrize(("state", "code", "mode", "outcome", "reason", "new"), HOTP_TABLE)
+def test_hotp_rules(state, code, mode, outcome, reason, new) -> None:
+    d = verify(H, state, code, NOW, Policy(), mode)
     assert (d.outcome, d.reason, d.state) == (outcome, reason, new)
 
 
+USED_6 = S(last_step=N + 6)
 RESYNC_TABLE = [
-    (
-        "two consecutive codes 100 steps ahead",
-        S0,
-        at(NOW_STEP + 100),
-        at(NOW_STEP + 101),
-        ACCEPT,
-        TokenState(last_step=NOW_STEP + 101, drift=101),
-    ),
-    (
-        "clears a lock",
-        TokenState(fail_count=9, locked_until=NOW + 999),
-        at(NOW_STEP - 3),
-        at(NOW_STEP - 2),
-        ACCEPT,
-        TokenState(last_step=NOW_STEP - 2, drift=-2),
-    ),
-    ("not consecutive", S0, at(NOW_STEP + 5), at(NOW_STEP + 7), REJECT, TokenState(fail_count=1)),
-    ("reversed order", S0, at(NOW_STEP + 6), at(NOW_STEP + 5), REJECT, TokenState(fail_count=1)),
-    (
-        "already used steps",
-        TokenState(last_step=NOW_STEP + 6),
-        at(NOW_STEP + 5),
-        at(NOW_STEP + 6),
-        REJECT,
-        TokenState(last_step=NOW_STEP + 6, fail_count=1),
-    ),
+    pytest.param(S0, at(N + 100), at(N + 101), ACCEPT, accepted(N + 101), id="100 steps ahead"),
+    pytest.param(locked(9, 999), at(N - 3), at(N - 2), ACCEPT, accepted(N - 2), id="clears a lock"),
+    pytest.param(S0, at(N + 5), at(N + 7), REJECT, failed(), id="not consecutive"),
+    pytest.param(S0, at(N + 6), at(N + 5), REJECT, failed(), id="reversed order"),
+    pytest.param(USED_6, at(N + 5), at(N + 6), REJECT, failed(last_step=N + 6), id="used steps"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "state", "c1", "c2", "outcome", "new"),
-    RESYNC_TABLE,
-    ids=[row[0] for row in RESYNC_TABLE],
-)
-def test_two_code_resync(name, state, c1, c2, outcome, new) -> None:
+@pytest.mark.parametrize(("state", "c1", "c2", "outcome", "new"), RESYNC_TABLE)
+def test_two_code_resync(state, c1, c2, outcome, new) -> None:
     d = resync(T, state, c1, c2, NOW)
     assert (d.outcome, d.state) == (outcome, new)
 

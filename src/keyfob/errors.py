@@ -40,6 +40,7 @@ Only the first seven live here; ARCHITECTURE.md ("Errors") says where the others
     │   ├── NotFound ············· 6A 83: nothing stored there (empty profile)          [— | 1]
     │   ├── NoSuchProfile ········ 6A 86: no such profile                               [— | 1]
     │   ├── CommandRejected ······ 67 00, 6F FB, 6D 00, 6E 00: not as framed            [— | 1]
+    │   │   └── NotSupported ····· 6D 00 to the screen lock: before Molto2 v2.1         [— | 1]
     │   ├── UnknownModel ········· serial outside the model table                       [— | 1]
     │   ├── NeedsButton ·········· 90 60: the Molto2 waits for its ▲ button             [— | 1]
     │   └── NoReader ············· pyscard/pcscd missing; no reader; no token           [— | 1]

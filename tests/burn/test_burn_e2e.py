@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,25 +14,13 @@ import pytest
 
 from keyfob.formats import qr
 from keyfob.otp import Algorithm, hotp, parse_secret, to_base32
+from testkit import KEYFOB, cli_api_key, keyfob, serve
 
-KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
 SEED_HEX = "3132333435363738393031323334353637383930"
 URI = (
     "otpauth://totp/ACME:alice@acme.example?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
     "&issuer=ACME&algorithm=SHA1&digits=6&period=30"
 )
-
-
-def keyfob(*args: str, stdin: str | None = None, check: bool = True, env=None):
-    return subprocess.run(
-        [*KEYFOB, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=check,
-        env=env,
-        timeout=120,
-    )
 
 
 def oathtool_now(
@@ -121,12 +107,21 @@ def test_burn_from_a_typed_seed_sha256_60s(emulator, oathtool) -> None:
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        (
+        pytest.param(
             "phonefactor://activate_account?code=123456789&url=https%3A%2F%2Fx.phonefactor.net%2Fpad",
             "I want to use a different authenticator app",
+            id="microsoft push qr",
         ),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXPJBSWY3DP&algorithm=SHA512", "SHA512"),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXPJBSWY3DP&digits=8", "8-digit codes"),
+        pytest.param(
+            "otpauth://totp/x?secret=JBSWY3DPEHPK3PXPJBSWY3DP&algorithm=SHA512",
+            "SHA512",
+            id="sha512",
+        ),
+        pytest.param(
+            "otpauth://totp/x?secret=JBSWY3DPEHPK3PXPJBSWY3DP&digits=8",
+            "8-digit codes",
+            id="8 digits",
+        ),
     ],
 )
 def test_refused_before_any_apdu(emulator, tmp_path, source, message) -> None:
@@ -182,60 +177,13 @@ def test_sync_time_on_otpc_p2_refuses_without_a_config_write(emulator) -> None:
     assert "D4" not in emu.status()["commands"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
+    """`keyfob serve` on a fresh database: its URL, an admin key and a validate key."""
     db = f"sqlite:///{tmp_path / 'srv.db'}"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*KEYFOB, "serve", "--db", db, "--port", str(port), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    admin = json.loads(
-        keyfob(
-            "admin",
-            "--db",
-            db,
-            "--key-file",
-            str(tmp_path / "srv.key"),
-            "apikey",
-            "create",
-            "--role",
-            "admin",
-            "--json",
-        ).stdout
-    )["key"]
-    validator = json.loads(
-        keyfob(
-            "admin",
-            "--db",
-            db,
-            "--key-file",
-            str(tmp_path / "srv.key"),
-            "apikey",
-            "create",
-            "--role",
-            "validate",
-            "--json",
-        ).stdout
-    )["key"]
-    yield url, admin, validator, db
-    proc.terminate()
-    proc.wait(timeout=15)
+    with serve(db, cwd=tmp_path) as served:
+        keys = [cli_api_key(db, tmp_path / "srv.key", role) for role in ("admin", "validate")]
+        yield served.url, *keys, db
 
 
 def test_enroll_then_validate_the_next_code(emulator, server) -> None:

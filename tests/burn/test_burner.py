@@ -17,36 +17,14 @@ from keyfob.token.errors import UnknownModel
 from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import Family, by_name
 from keyfob.token.protocol import Ins
+from testkit import T0, Clock, ScriptedUi, wrong_code
 
-T = 1_700_000_000
 URI = "otpauth://totp/ACME:alice@acme.example?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ACME"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(T)
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class ScriptedUi:
-    def __init__(self, codes: list[str] | None = None) -> None:
-        self.codes = list(codes or [])
-        self.said: list[str] = []
-
-    def say(self, message: str) -> None:
-        self.said.append(message)
-
-    def warn(self, message: str) -> None:
-        self.said.append("WARN " + message)
-
-    def ask_code(self, prompt: str) -> str:
-        self.said.append("ASK " + prompt)
-        return self.codes.pop(0)
+SHORT = "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP"
 
 
 def token(model: str = "OTPC-P2", **kw):
+    """An emulated token of ``model`` on its own clock (at T0), linked in memory."""
     clock = Clock()
     card = create(by_name(model), host_clock=clock, **kw)
     return clock, card, MemoryConnection(card)
@@ -58,8 +36,8 @@ def test_burn_from_uri_sets_clock_and_seed() -> None:
     ui = ScriptedUi()
     result = burn(conn, cred, BurnOptions(), ui, clock)
     assert (result.model, result.clock_offset_before) == ("OTPC-P2-i", -250)
-    assert card.device_time() == T
-    assert card.press() == cred.code(at=T)
+    assert card.device_time() == T0
+    assert card.press() == cred.code(at=T0)
     assert any("restricted sync" in s for s in ui.said)
 
 
@@ -72,11 +50,11 @@ def test_burn_from_a_qr_image(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("source", "kwargs", "message"),
     [
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&algorithm=SHA512", {}, "SHA512"),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=8", {}, "8-digit codes"),
-        ("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&period=45", {}, "45-second period"),
-        ("otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=1", {}, "HOTP"),
-        (None, {"seed": "AA" * 64}, "at most 63"),
+        pytest.param(f"{SHORT}&algorithm=SHA512", {}, "SHA512", id="sha512"),
+        pytest.param(f"{SHORT}&digits=8", {}, "8-digit codes", id="8 digits"),
+        pytest.param(f"{SHORT}&period=45", {}, "45-second period", id="45 s period"),
+        pytest.param(SHORT.replace("totp", "hotp") + "&counter=1", {}, "HOTP", id="hotp"),
+        pytest.param(None, {"seed": "AA" * 64}, "at most 63", id="64-byte seed"),
     ],
 )
 def test_refusals_happen_before_any_apdu(source, kwargs, message) -> None:
@@ -87,7 +65,13 @@ def test_refusals_happen_before_any_apdu(source, kwargs, message) -> None:
 
 
 def test_molto2_takes_eight_digits() -> None:
-    check_fits(credential_from("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&digits=8"), Family.MOLTO2)
+    cred = credential_from(f"{SHORT}&digits=8")
+    with pytest.raises(BurnRefused, match="8-digit codes"):
+        check_fits(cred, Family.SINGLE)
+    check_fits(cred, Family.MOLTO2)  # what a single-profile token refuses, a Molto2 takes
+    clock, card, conn = token("Molto2")
+    burned = burn(conn, cred, BurnOptions(family=Family.MOLTO2), ScriptedUi(), clock)
+    assert card.press(burned.profile) == hotp(cred.secret, T0 // 30, 8)
 
 
 def test_short_seed_needs_opt_in_and_phonefactor_is_explained() -> None:
@@ -129,7 +113,7 @@ def test_restricted_token_left_without_seed_says_so() -> None:
     assert card.seed is None
     card.faults.drop_ins = None
     burn(conn, credential_from(URI), BurnOptions(), ScriptedUi(), clock)
-    assert card.seed
+    assert card.seed == credential_from(URI).secret
 
 
 class LeavesForGood(MemoryConnection):
@@ -171,7 +155,7 @@ def test_molto2_profile_choice_and_overwrite() -> None:
     second = burn(conn, cred, BurnOptions(family=Family.MOLTO2), ScriptedUi(), clock)
     assert (first.profile, second.profile) == (0, 1)
     assert card.profiles[0].title == "GitHub"
-    assert card.press(1) == hotp(cred.secret, T // 30, 8)
+    assert card.press(1) == hotp(cred.secret, T0 // 30, 8)
     with pytest.raises(BurnRefused, match="--overwrite"):
         burn(conn, cred, BurnOptions(family=Family.MOLTO2, profile=1), ScriptedUi(), clock)
     burn(
@@ -186,14 +170,14 @@ def test_molto2_profile_choice_and_overwrite() -> None:
 
 def test_check_code_previous_current_next_and_offset() -> None:
     cred = Credential(secret=b"12345678901234567890")
-    step = T // 30
-    assert check_code(cred, hotp(cred.secret, step), T).step_offset == 0
-    assert check_code(cred, hotp(cred.secret, step - 1), T).step_offset == -1
-    nxt = check_code(cred, hotp(cred.secret, step + 1), T)
+    step = T0 // 30
+    assert check_code(cred, hotp(cred.secret, step), T0).step_offset == 0
+    assert check_code(cred, hotp(cred.secret, step - 1), T0).step_offset == -1
+    nxt = check_code(cred, hotp(cred.secret, step + 1), T0)
     assert nxt.step_offset == 1 and "+30 s" in nxt.describe(30)
-    assert not check_code(cred, hotp(cred.secret, step + 3), T).ok
-    ui = ScriptedUi(["000000", hotp(cred.secret, step)])
-    result, typed = ask_and_check(cred, ui, lambda: T)
+    assert not check_code(cred, hotp(cred.secret, step + 3), T0).ok
+    ui = ScriptedUi([wrong_code(cred.secret, step=step), hotp(cred.secret, step)])
+    result, typed = ask_and_check(cred, ui, Clock())
     assert result.ok and typed == hotp(cred.secret, step)
     assert any("did not match" in s for s in ui.said)
 
@@ -204,4 +188,4 @@ def test_sha256_sixty_seconds() -> None:
         None, seed="3132333435363738393031323334353637383930", algorithm="sha256", period=60
     )
     burn(conn, cred, BurnOptions(), ScriptedUi(), clock)
-    assert card.press() == hotp(cred.secret, T // 60, 6, Algorithm.SHA256)
+    assert card.press() == hotp(cred.secret, T0 // 60, 6, Algorithm.SHA256)

@@ -6,16 +6,12 @@ token, another token, a refused code — leaves no pending method behind."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from keyfob.burn.batch import BatchOptions, Row, run_batch
 from keyfob.burn.burner import BurnOptions
@@ -33,48 +29,20 @@ from keyfob.burn.journal import Journal
 from keyfob.burn.ui import SilentUi
 from keyfob.otp import Algorithm, Credential
 from keyfob.server import accounts
-from keyfob.server.api.app import create_app
-from keyfob.server.context import ServerContext, open_context
-from keyfob.server.settings import Settings
 from keyfob.server.store.schema import audit
 from keyfob.token.emulator import create
 from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import Family, by_name
+from testkit import T0, Clock, ScriptedUi, ThreadedServer, wrong_code
 
-T0 = 1_800_000_000.0 + 3  # 3 s into a 30 s step: the code shown stays the current one
-
-
-class Clock:
-    """One clock for the server, the emulated token and the flow."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
+NOW = T0 + 3  # 3 s into a 30 s step: the code shown stays the current one
 
 
-class LiveServer:
-    """``keyfob serve`` in a thread: the app of ``create_app`` behind uvicorn on a free port."""
+class LiveServer(ThreadedServer):
+    """``keyfob serve`` in a thread, on the test's clock, with an admin key for the burner."""
 
     def __init__(self, tmp: Path, clock: Clock) -> None:
-        self.ctx: ServerContext = open_context(
-            Settings(db=f"sqlite:///{tmp / 'burn.db'}", key_file=tmp / "burn.key"), clock=clock
-        )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            create_app(self.ctx), host="127.0.0.1", port=port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            assert time.time() < deadline, "the server did not start"
-            time.sleep(0.05)
+        super().__init__(tmp, clock, "burn")
         _, self.admin_key = accounts.create_api_key(self.ctx, "burn-test", "admin")
         self.http = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.admin_key}"}
@@ -99,14 +67,12 @@ class LiveServer:
 
     def stop(self) -> None:
         self.http.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.ctx.engine.dispose()
+        super().stop()
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+@pytest.fixture(autouse=True)
+def _three_seconds_into_a_step(clock: Clock) -> None:
+    clock.set(NOW)
 
 
 @pytest.fixture
@@ -124,24 +90,12 @@ def client(server: LiveServer) -> Iterator[EnrollClient]:
     enroll.close()
 
 
-class Person:
+class Person(ScriptedUi):
     """The person at the reader: presses the button and types what the display shows — or
-    types ``typed`` instead, or hits Ctrl-C at the prompt."""
+    types ``typed`` first, or hits Ctrl-C at the prompt."""
 
-    def __init__(self, card=None, typed: list[str] | None = None, interrupt: bool = False):
-        self.card, self.typed, self.interrupt = card, list(typed or []), interrupt
-        self.said: list[str] = []
-
-    def say(self, message: str) -> None:
-        self.said.append(message)
-
-    def warn(self, message: str) -> None:
-        self.said.append("WARN " + message)
-
-    def ask_code(self, prompt: str) -> str:
-        if self.interrupt:
-            raise KeyboardInterrupt
-        return self.typed.pop(0) if self.typed else self.card.press()
+    def __init__(self, card=None, typed: list | None = None, interrupt: bool = False) -> None:
+        super().__init__(typed, card=card, interrupt=interrupt)
 
 
 def token(clock: Clock, model: str = "OTPC-P2", **kw):
@@ -157,7 +111,7 @@ def test_enrol_burn_check_verify(server, client, clock) -> None:
     person = Person(card)
     outcome = burn_token(TokenJob(Enrol(client, ANN)), open_token, person, clock)
     assert outcome.check is not None and outcome.check.step_offset == 0
-    assert outcome.burned.clock_offset_before == -40 and card.device_time() == int(T0)
+    assert outcome.burned.clock_offset_before == -40 and card.device_time() == int(NOW)
     assert [(m["state"], m["reported_serial"]) for m in server.methods(ANN)] == [
         ("active", card.serial)
     ]
@@ -168,7 +122,9 @@ def test_enrol_burn_check_verify(server, client, clock) -> None:
 
 def test_a_wrong_code_cancels_the_enrolment(server, client, clock) -> None:
     card, open_token = token(clock)
-    person = Person(card, typed=["000000", "999999"])
+    # two codes, each computed (once the seed is burned) to be none of the token's near now
+    wrong = [lambda n=n: wrong_code(card.seed, at=clock.now, pick=n) for n in (0, 999999)]
+    person = Person(card, typed=wrong)
     with pytest.raises(CodeMismatch) as err:
         burn_token(TokenJob(Enrol(client, ANN)), open_token, person, clock)
     assert (err.value.serial, err.value.tries) == (card.serial, 2)
@@ -249,7 +205,7 @@ def test_a_credential_without_a_server(clock) -> None:
     job = TokenJob(cred, options=BurnOptions(family=Family.MOLTO2))
     outcome = burn_token(job, open_token, Person(card), clock)
     assert outcome.enrolled is None and outcome.burned.profile == 0
-    assert card.press(0) == cred.code(at=T0)
+    assert card.press(0) == cred.code(at=NOW)
     with pytest.raises(NoCodeTyped, match="--no-check"):
         burn_token(job, open_token, SilentUi(), clock)
 
@@ -294,13 +250,12 @@ def test_cancel_failing_does_not_hide_the_burns_error(server, clock) -> None:
     card, open_token = token(clock)
     enroll = server.client()
 
-    class StopsServer(Person):
-        def ask_code(self, prompt: str) -> str:
-            with contextlib.suppress(Exception):
-                server.stop()
-            return "000000"
+    def stop_the_server_then_type_a_wrong_code() -> str:
+        with contextlib.suppress(Exception):
+            server.stop()
+        return wrong_code(card.seed, at=clock.now)
 
-    person = StopsServer(card)
+    person = Person(card, typed=[stop_the_server_then_type_a_wrong_code] * 2)  # both tries
     with pytest.raises(CodeMismatch):
         burn_token(TokenJob(Enrol(enroll, ANN)), open_token, person, clock)
     enroll.close()

@@ -1,6 +1,6 @@
-"""Server fixtures: a context per test on SQLite or on a real PostgreSQL, a controllable clock,
-an API client, and a watch list of every secret and code used, checked against audit rows and
-logs at the end of the suite (test_zz_no_leaks.py)."""
+"""Server fixtures: a context per test on SQLite or on a real PostgreSQL (on the shared ``clock``
+of tests/conftest.py), an API client, and a watch list of every secret and code used, checked
+against audit rows and logs at the end of the suite (test_zz_no_leaks.py)."""
 
 from __future__ import annotations
 
@@ -21,25 +21,10 @@ from keyfob.server.api.app import create_app
 from keyfob.server.context import ServerContext, open_context
 from keyfob.server.settings import Settings
 from keyfob.server.store.schema import audit
+from testkit import PG_URL, Clock, TempDatabase, backend_db
+from testkit import T0 as T0  # re-exported: tests import the clock's start from here too
 
 STRICT = os.environ.get("KEYFOB_STRICT") == "1"
-PG_URL = os.environ.get(
-    "KEYFOB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-T0 = 1_800_000_000.0  # a fixed "now" (2027-01-15), 0 s into a 30 s step
-
-
-class Clock:
-    """A clock the test moves by hand; every server in a test shares it."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -87,23 +72,14 @@ def pg_database() -> Iterator[str]:
         if STRICT:
             pytest.fail(f"KEYFOB_STRICT=1: {reason}")
         pytest.skip(reason)
-    name = f"keyfob_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    database = TempDatabase("keyfob_test")
+    yield database.url
+    database.drop()
 
 
 _TABLES = (
-    "web_sessions, audit, tokens, api_keys, radius_clients, users, rate_events, server_nodes, "
+    "web_sessions, audit, tokens, api_keys, radius_clients, radius_challenges, users, rate_events, "
+    "server_nodes, "
     "key_state"
 )
 
@@ -125,38 +101,32 @@ def make_ctx(db: str, tmp_path: Any, clock: Clock, **overrides: Any) -> ServerCo
     return open_context(settings, clock=clock)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
-def ctx(
-    request: pytest.FixtureRequest, tmp_path: Any, clock: Clock, leak_watch: LeakWatch
-) -> Iterator[ServerContext]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """The URL of a fresh database on each backend: a file in ``tmp_path``, or the session's
+    PostgreSQL database emptied."""
+    return backend_db(request, tmp_path, "pg_database", reset_postgres)
+
+
+@pytest.fixture
+def ctx(db_url: str, tmp_path: Any, clock: Clock, leak_watch: LeakWatch) -> Iterator[ServerContext]:
     """A fresh server context on each backend."""
-    if request.param == "sqlite":
-        db = f"sqlite:///{tmp_path / 'keyfob.db'}"
-    else:
-        db = request.getfixturevalue("pg_database")
-        reset_postgres(db)
-    context = make_ctx(db, tmp_path, clock)
-    yield context
-    with context.engine.connect() as conn:
-        rows = conn.execute(sa.select(audit)).all()
-    # The timestamp column is ours; every other column could carry what a caller sent.
-    leak_watch.audit_text += [
-        " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows
-    ]
-    context.engine.dispose()
+    yield from _watched(make_ctx(db_url, tmp_path, clock), leak_watch)
 
 
 @pytest.fixture
 def sqlite_ctx(tmp_path: Any, clock: Clock, leak_watch: LeakWatch) -> Iterator[ServerContext]:
-    context = make_ctx(f"sqlite:///{tmp_path / 'keyfob.db'}", tmp_path, clock)
+    yield from _watched(
+        make_ctx(f"sqlite:///{tmp_path / 'keyfob.db'}", tmp_path, clock), leak_watch
+    )
+
+
+def _watched(context: ServerContext, leak_watch: LeakWatch) -> Iterator[ServerContext]:
+    """Yields the context; afterwards hands its audit rows to the leak watch and closes it."""
     yield context
     with context.engine.connect() as conn:
         rows = conn.execute(sa.select(audit)).all()
+    # The timestamp column is ours; every other column could carry what a caller sent.
     leak_watch.audit_text += [
         " ".join(str(v) for k, v in r._mapping.items() if k != "at") for r in rows
     ]

@@ -128,41 +128,52 @@ def figure7() -> bytes:
 FEITIAN_TOTP_SECRET = base64.b64decode("zSK3gP/9LVNpaAfs039ATa45MnA=")
 
 
+def _feitian_package(serial: str, model: str, kind: str, secret: bytes, data: str) -> str:
+    """One Feitian KeyPackage: a 6-digit ``kind`` (totp or hotp) key and its ``data`` elements."""
+    return f"""  <pskc:KeyPackage>
+    <pskc:DeviceInfo><pskc:Manufacturer>Feitian Technology Co.,Ltd</pskc:Manufacturer>
+      <pskc:SerialNo>{serial}</pskc:SerialNo><pskc:Model>{model}</pskc:Model></pskc:DeviceInfo>
+    <pskc:Key Id="{serial}" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:{kind}">
+      <pskc:AlgorithmParameters><pskc:ResponseFormat Length="6" Encoding="DECIMAL"/>
+      </pskc:AlgorithmParameters>
+      <pskc:Data>
+        <pskc:Secret><pskc:PlainValue>{b64(secret)}</pskc:PlainValue></pskc:Secret>
+{data}
+      </pskc:Data>{"" if kind == "hotp" else _FEITIAN_POLICY}
+    </pskc:Key>
+  </pskc:KeyPackage>
+"""
+
+
+_FEITIAN_POLICY = """
+      <pskc:Policy><pskc:StartDate>2012-09-19T00:00:00Z</pskc:StartDate>
+        <pskc:ExpiryDate>2032-09-01T00:00:00Z</pskc:ExpiryDate></pskc:Policy>"""
+
+
 def feitian_style() -> bytes:
     """A plain (unencrypted) vendor file in the Feitian c100/c200 shape: a 60-second TOTP key
     using the ``pskc:totp`` algorithm URI, and an HOTP key, each in its own KeyPackage."""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<pskc:KeyContainer xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" Version="1.0">
-  <pskc:KeyPackage>
-    <pskc:DeviceInfo><pskc:Manufacturer>Feitian Technology Co.,Ltd</pskc:Manufacturer>
-      <pskc:SerialNo>2600215704919</pskc:SerialNo><pskc:Model>c200</pskc:Model></pskc:DeviceInfo>
-    <pskc:Key Id="2600215704919" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp">
-      <pskc:AlgorithmParameters><pskc:ResponseFormat Length="6" Encoding="DECIMAL"/>
-      </pskc:AlgorithmParameters>
-      <pskc:Data>
-        <pskc:Secret><pskc:PlainValue>{b64(FEITIAN_TOTP_SECRET)}</pskc:PlainValue></pskc:Secret>
-        <pskc:Time><pskc:PlainValue>0</pskc:PlainValue></pskc:Time>
-        <pskc:TimeInterval><pskc:PlainValue>60</pskc:PlainValue></pskc:TimeInterval>
-        <pskc:TimeDrift><pskc:PlainValue>1</pskc:PlainValue></pskc:TimeDrift>
-      </pskc:Data>
-      <pskc:Policy><pskc:StartDate>2012-09-19T00:00:00Z</pskc:StartDate>
-        <pskc:ExpiryDate>2032-09-01T00:00:00Z</pskc:ExpiryDate></pskc:Policy>
-    </pskc:Key>
-  </pskc:KeyPackage>
-  <pskc:KeyPackage>
-    <pskc:DeviceInfo><pskc:Manufacturer>Feitian Technology Co.,Ltd</pskc:Manufacturer>
-      <pskc:SerialNo>1000117803294</pskc:SerialNo><pskc:Model>c100</pskc:Model></pskc:DeviceInfo>
-    <pskc:Key Id="1000117803294" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:hotp">
-      <pskc:AlgorithmParameters><pskc:ResponseFormat Length="6" Encoding="DECIMAL"/>
-      </pskc:AlgorithmParameters>
-      <pskc:Data>
-        <pskc:Secret><pskc:PlainValue>{b64(RFC_SECRET)}</pskc:PlainValue></pskc:Secret>
-        <pskc:Counter><pskc:PlainValue>0</pskc:PlainValue></pskc:Counter>
-      </pskc:Data>
-    </pskc:Key>
-  </pskc:KeyPackage>
-</pskc:KeyContainer>
-""".encode()
+    totp = _feitian_package(
+        "2600215704919",
+        "c200",
+        "totp",
+        FEITIAN_TOTP_SECRET,
+        "        <pskc:Time><pskc:PlainValue>0</pskc:PlainValue></pskc:Time>\n"
+        "        <pskc:TimeInterval><pskc:PlainValue>60</pskc:PlainValue></pskc:TimeInterval>\n"
+        "        <pskc:TimeDrift><pskc:PlainValue>1</pskc:PlainValue></pskc:TimeDrift>",
+    )
+    hotp = _feitian_package(
+        "1000117803294",
+        "c100",
+        "hotp",
+        RFC_SECRET,
+        "        <pskc:Counter><pskc:PlainValue>0</pskc:PlainValue></pskc:Counter>",
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<pskc:KeyContainer xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" Version="1.0">\n'
+        f"{totp}{hotp}</pskc:KeyContainer>\n"
+    ).encode()
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>

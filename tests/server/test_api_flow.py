@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import pyotp
 
 from keyfob.otp import hotp
 from keyfob.server import accounts
-
-from .conftest import T0, Clock
+from testkit import T0, Clock, wrong_code
 
 
 def _user(api, name: str = "alice@example.com", password: str | None = None) -> None:
@@ -105,17 +105,14 @@ def test_unknown_user_no_tokens_locked_and_wrong_code_look_alike(api, clock: Clo
         json={"code": totp.at(clock.now)},
     )
     clock.advance(30)
+    wrong = wrong_code(totp, at=clock.now)  # the same code for all three: only the user differs
     answers = [
-        api.post("/api/v1/validate", json={"username": u, "code": c}, role="validate")
-        for u, c in [
-            ("nobody@example.com", "123456"),
-            ("bob@example.com", "123456"),
-            ("alice@example.com", "000000"),
-        ]
+        api.post("/api/v1/validate", json={"username": u, "code": wrong}, role="validate")
+        for u in ("nobody@example.com", "bob@example.com", "alice@example.com")
     ]
     assert {(r.status_code, r.text) for r in answers} == {(200, '{"result":"reject"}')}
     for _ in range(5):
-        api.validate("alice@example.com", "000000")
+        api.validate("alice@example.com", wrong)
     assert api.validate("alice@example.com", totp.at(clock.now)) == "reject"  # locked
     audit = api.get("/api/v1/audit", params={"action": "token.lockout"}).json()
     assert audit["total"] == 1
@@ -222,7 +219,7 @@ def test_self_assign_needs_serial_and_code(api, clock: Clock) -> None:
     key2 = bytes.fromhex("3132333435363738393031323334353637383931")
     step = int(clock.now // 30)
     url = "/api/v1/users/alice@example.com/tokens/assign"
-    wrong = api.post(url, json={"serial": "HW-0002", "code": "000000"})
+    wrong = api.post(url, json={"serial": "HW-0002", "code": wrong_code(key2, at=clock.now)})
     unknown = api.post(url, json={"serial": "NOPE-9", "code": hotp(key2, step)})
     assert wrong.status_code == unknown.status_code == 422
     assert wrong.json() == unknown.json()  # serials cannot be probed
@@ -254,7 +251,7 @@ def test_admin_resync_and_unlock(api, clock: Clock) -> None:
     key = bytes.fromhex("3132333435363738393031323334353637383930")
     step = int(clock.now // 30)
     for _ in range(5):
-        api.validate("alice@example.com", "000000")
+        api.validate("alice@example.com", wrong_code(key, at=clock.now))
     assert api.get("/api/v1/tokens", params={"locked": True}).json()["total"] == 1
     assert api.post("/api/v1/tokens/HW-0001/unlock").json()["locked"] is False
     # the token's clock is 50 minutes fast: two consecutive codes resync it
@@ -265,7 +262,8 @@ def test_admin_resync_and_unlock(api, clock: Clock) -> None:
     assert resp.status_code == 200 and resp.json()["drift_seconds"] == 101 * 30
     clock.advance(30)
     assert api.validate("alice@example.com", hotp(key, step + 102)) == "accept"
-    bad = api.post("/api/v1/tokens/HW-0001/resync", json={"code1": "111111", "code2": "222222"})
+    wrong = [wrong_code(key, at=clock.now, pick=n) for n in (111111, 222222)]
+    bad = api.post("/api/v1/tokens/HW-0001/resync", json={"code1": wrong[0], "code2": wrong[1]})
     assert bad.status_code == 422
 
 
@@ -284,8 +282,9 @@ def test_audit_filters_and_paging(api, clock: Clock) -> None:
     _import(api, OATH_CSV)
     _user(api)
     api.post("/api/v1/tokens/HW-0001/assign", json={"username": "alice@example.com"})
+    key = bytes.fromhex("3132333435363738393031323334353637383930")
     for _ in range(3):
-        api.validate("alice@example.com", "000000")
+        api.validate("alice@example.com", wrong_code(key, at=clock.now))
     page = api.get("/api/v1/audit", params={"user": "alice@example.com", "limit": 2}).json()
     assert page["total"] == 5 and len(page["items"]) == 2  # create, assign, 3 validations
     assert page["items"][0]["action"] == "validate"  # newest first
@@ -321,5 +320,13 @@ def test_request_errors_have_one_shape(api, clock: Clock) -> None:
     assert api.get("/api/v1/nothing-here").json()["error"]["code"] == "not_found"
 
 
-def test_clock_is_the_servers(api, clock: Clock) -> None:
-    assert clock.now == T0
+def test_the_server_reads_the_time_from_the_test_clock(api, clock: Clock) -> None:
+    """Every timestamp the server writes is the injected clock's, not this machine's."""
+    _user(api, "early@example.com")
+    clock.advance(3600)
+    _user(api, "late@example.com")
+    created = api.get("/api/v1/audit", params={"action": "user.create"}).json()["items"]
+    assert {i["target_user"]: i["at"] for i in created} == {
+        "early@example.com": datetime.fromtimestamp(T0, UTC).isoformat(),
+        "late@example.com": datetime.fromtimestamp(T0 + 3600, UTC).isoformat(),
+    }

@@ -17,6 +17,7 @@ from keyfob.server.context import ServerContext, open_context
 from keyfob.server.errors import Conflict, NotFound, ServiceError
 from keyfob.server.settings import Settings
 from keyfob.server.store.schema import api_keys, audit
+from testkit import statements
 
 UNKNOWN = "kf_0123456789ab_" + "x" * 43
 
@@ -69,8 +70,8 @@ def test_revoke_by_name_and_by_id_with_an_audit_row(ctx, leak_watch) -> None:
     assert accounts.check_api_key(ctx, vpn) is not None
 
     revoked = accounts.revoke_api_key(ctx, "vpn", actor="alice", client="192.0.2.1")
-    assert revoked["id"] == vpn_id and revoked["revoked_at"] == ctx.now_dt()
-    assert "hash" not in revoked
+    assert revoked.id == vpn_id and revoked.revoked_at == ctx.now_dt()
+    assert not revoked.hash  # the record handed back carries no hash
     assert accounts.check_api_key(ctx, vpn) is None
     assert accounts.check_api_key(ctx, ops) is not None
     accounts.revoke_api_key(ctx, ops_id, actor="alice")
@@ -100,7 +101,7 @@ def test_unknown_ambiguous_and_pasted_keys_are_clear_errors(ctx, leak_watch) -> 
     assert "id" in ambiguous.value.hint
 
     accounts.revoke_api_key(ctx, first, actor="alice")  # by id: one of the two
-    assert accounts.revoke_api_key(ctx, "gateway", actor="alice")["id"] == second
+    assert accounts.revoke_api_key(ctx, "gateway", actor="alice").id == second
 
     with pytest.raises(NotFound) as unknown:
         accounts.revoke_api_key(ctx, "no-such-key", actor="alice")
@@ -114,26 +115,6 @@ def test_unknown_ambiguous_and_pasted_keys_are_clear_errors(ctx, leak_watch) -> 
     assert accounts.check_api_key(ctx, secret) is not None  # nothing was revoked
 
 
-def _statements(ctx: ServerContext, fn: Any) -> tuple[int, int]:
-    seen: list[str] = []
-    commits: list[int] = []
-
-    def on_exec(*args: Any) -> None:
-        seen.append(args[2])
-
-    def on_commit(conn: Any) -> None:
-        commits.append(1)
-
-    sa.event.listen(ctx.engine, "before_cursor_execute", on_exec)
-    sa.event.listen(ctx.engine, "commit", on_commit)
-    try:
-        fn()
-    finally:
-        sa.event.remove(ctx.engine, "before_cursor_execute", on_exec)
-        sa.event.remove(ctx.engine, "commit", on_commit)
-    return len(seen), len(commits)
-
-
 def _last_used(ctx: ServerContext, key_id: str) -> Any:
     with ctx.engine.connect() as conn:
         return conn.execute(
@@ -144,26 +125,26 @@ def _last_used(ctx: ServerContext, key_id: str) -> Any:
 def test_last_use_is_recorded_at_most_once_a_minute(ctx, clock, leak_watch) -> None:
     key_id, secret = _new_key(ctx, leak_watch, "vpn", "validate")
     assert _last_used(ctx, key_id) is None
-    assert accounts.list_api_keys(ctx)[0]["last_used_at"] is None
+    assert accounts.list_api_keys(ctx)[0].last_used_at is None
 
-    assert _statements(ctx, lambda: accounts.check_api_key(ctx, secret)) == (2, 1)
+    assert statements(ctx, lambda: accounts.check_api_key(ctx, secret)) == (2, 1)
     first = ctx.now_dt()
     assert _last_used(ctx, key_id) == first
-    assert accounts.list_api_keys(ctx)[0]["last_used_at"] == first
+    assert accounts.list_api_keys(ctx)[0].last_used_at == first
 
     clock.advance(59)  # within the minute: one indexed read, no write, in any server
     other = _second_server(ctx)
     try:
         for server in (ctx, other):
-            assert _statements(server, lambda s=server: accounts.check_api_key(s, secret)) == (1, 0)
+            assert statements(server, lambda s=server: accounts.check_api_key(s, secret)) == (1, 0)
         assert _last_used(ctx, key_id) == first
         clock.advance(2)
-        assert _statements(other, lambda: accounts.check_api_key(other, secret)) == (2, 1)
+        assert statements(other, lambda: accounts.check_api_key(other, secret)) == (2, 1)
         assert _last_used(ctx, key_id) == ctx.now_dt()
     finally:
         other.engine.dispose()
     # A malformed or foreign-looking key costs no statement at all.
-    assert _statements(ctx, lambda: accounts.check_api_key(ctx, "kf_NOT-HEX_x")) == (0, 0)
+    assert statements(ctx, lambda: accounts.check_api_key(ctx, "kf_NOT-HEX_x")) == (0, 0)
 
 
 def test_rest_lists_keys_without_hashes_and_needs_an_admin_key(api) -> None:
@@ -249,4 +230,4 @@ def test_a_validation_request_reads_its_key_once(api) -> None:
     """Over HTTP a validation costs the key's one indexed SELECT plus validate's 3 statements
     (test_statement_budget.py): the price of seeing a revocation from any worker at once."""
     api.validate("nobody@example.com", "123456")  # first use of the key: recorded
-    assert _statements(api.ctx, lambda: api.validate("nobody@example.com", "123456")) == (4, 1)
+    assert statements(api.ctx, lambda: api.validate("nobody@example.com", "123456")) == (4, 1)

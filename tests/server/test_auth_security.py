@@ -23,8 +23,9 @@ from keyfob.server import accounts
 from keyfob.server.api.app import create_app
 from keyfob.server.context import ServerContext, open_context
 from keyfob.server.store.schema import rate_events
+from testkit import Clock
 
-from .conftest import Api, Clock
+from .conftest import Api
 
 PASSWORD = "correct-horse-battery"
 WRONG = "wrong-password-0000"

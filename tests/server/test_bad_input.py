@@ -60,6 +60,8 @@ STRINGS = {
     "content": OATH_CSV,
     "format": "oath-csv",
     "filename": "tokens.csv",
+    "address": "192.0.2.10",  # a RADIUS client's
+    "mode": "otp",
 }
 
 
@@ -193,7 +195,9 @@ def _quote(value: str) -> str:
 @pytest.fixture
 def world(api: Api) -> Iterator[World]:
     api.watch.secrets.add(PASSWORD)
-    assert api.post("/api/v1/users", json={"username": USER, "password": PASSWORD}).status_code
+    assert (
+        api.post("/api/v1/users", json={"username": USER, "password": PASSWORD}).status_code == 201
+    )
     accounts.create_user(
         api.ctx, "root@example.com", password=PASSWORD, role="admin", one_time=False
     )
@@ -334,15 +338,15 @@ def test_a_serial_over_its_column_is_refused_before_the_database(world: World) -
 
 
 ERRORS = [
-    ("GET", "/api/v1/no-such-route", None, 404),
-    ("DELETE", "/api/v1/users", None, 405),
-    ("POST", "/api/v1/users", {"username": 5}, 422),
-    ("POST", "/api/v1/users", {"username": "x y"}, 400),
-    ("GET", "/api/v1/users/nobody@example.com/tokens", None, 404),
-    ("POST", "/api/v1/tokens/HW-0001/unassign", None, 409),
-    ("POST", "/api/v1/tokens/NOPE/unlock", None, 404),
-    ("POST", "/api/v1/tokens/export", {"format": "pskc"}, 400),
-    ("POST", "/api/v1/tokens/import", {}, 400),
+    pytest.param("GET", "/api/v1/no-such-route", None, 404, id="unknown route"),
+    pytest.param("DELETE", "/api/v1/users", None, 405, id="method not allowed"),
+    pytest.param("POST", "/api/v1/users", {"username": 5}, 422, id="body of the wrong type"),
+    pytest.param("POST", "/api/v1/users", {"username": "x y"}, 400, id="username with a space"),
+    pytest.param("GET", "/api/v1/users/nobody@example.com/tokens", None, 404, id="unknown user"),
+    pytest.param("POST", "/api/v1/tokens/HW-0001/unassign", None, 409, id="unassign twice"),
+    pytest.param("POST", "/api/v1/tokens/NOPE/unlock", None, 404, id="unknown serial"),
+    pytest.param("POST", "/api/v1/tokens/export", {"format": "pskc"}, 400, id="pskc, no password"),
+    pytest.param("POST", "/api/v1/tokens/import", {}, 400, id="import of nothing"),
 ]
 
 
@@ -361,7 +365,12 @@ def test_every_api_error_carries_a_hint(
 
 @pytest.mark.parametrize(
     ("headers", "status"),
-    [({}, 401), ({"Authorization": "Basic " + base64.b64encode(b"x:y").decode()}, 403)],
+    [
+        pytest.param({}, 401, id="no credentials"),
+        pytest.param(
+            {"Authorization": "Basic " + base64.b64encode(b"x:y").decode()}, 403, id="basic"
+        ),
+    ],
 )
 def test_auth_errors_carry_a_hint(world: World, headers: dict[str, str], status: int) -> None:
     resp = world.client.post(
@@ -377,16 +386,22 @@ def test_auth_errors_carry_a_hint(world: World, headers: dict[str, str], status:
     assert resp.status_code == 403 and resp.json()["error"]["hint"]
 
 
+def _listing_fails(world: World, monkeypatch: pytest.MonkeyPatch, error: Exception) -> Any:
+    """``GET /api/v1/tokens`` while the inventory listing raises ``error``."""
+    from keyfob.server import inventory
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(inventory, "list_inventory", fail)
+    return world.send(_only(world, "GET", "/api/v1/tokens"))
+
+
 def test_an_unexpected_failure_is_a_500_in_the_usual_shape_and_logs_no_values(
     world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from keyfob.server import inventory
-
-    def boom(*_: Any, **__: Any) -> None:
-        raise sa.exc.OperationalError("SELECT 1", {"code": SENT}, Exception("gone"))
-
-    monkeypatch.setattr(inventory, "list_inventory", boom)
-    resp = world.send(_only(world, "GET", "/api/v1/tokens"))
+    error = sa.exc.OperationalError("SELECT 1", {"code": SENT}, Exception("gone"))
+    resp = _listing_fails(world, monkeypatch, error)
     assert resp.status_code == 500
     assert resp.json()["error"]["code"] == "internal_error" and resp.json()["error"]["hint"]
     page = world.send(_only(world, "GET", "/admin/tokens"))
@@ -399,13 +414,8 @@ def test_a_value_the_database_refuses_is_a_400_and_logs_no_values(
     world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The last net under the checks at the edge: a DataError is the caller's value."""
-    from keyfob.server import inventory
-
-    def refuse(*_: Any, **__: Any) -> None:
-        raise sa.exc.DataError("INSERT …", {"serial": SENT}, Exception("too long"))
-
-    monkeypatch.setattr(inventory, "list_inventory", refuse)
-    resp = world.send(_only(world, "GET", "/api/v1/tokens"))
+    error = sa.exc.DataError("INSERT …", {"serial": SENT}, Exception("too long"))
+    resp = _listing_fails(world, monkeypatch, error)
     assert resp.status_code == 400 and resp.json()["error"]["hint"]
     assert SENT not in caplog.text and SENT not in resp.text
 

@@ -17,13 +17,14 @@ from alembic import command
 from alembic.config import Config
 
 from keyfob.otp import hotp
+from keyfob.otp.verify import TokenState
 from keyfob.server import accounts, claims, enrolment, inventory
 from keyfob.server.errors import CodeRejected
 from keyfob.server.store import repo
 from keyfob.server.store.db import MIGRATIONS
+from keyfob.server.store.records import state_values
 from keyfob.server.store.schema import tokens
-
-from .conftest import Clock
+from testkit import Clock, wrong_code
 
 SEEDS = """# serial, hex key, type, digits, period
 HW-0001, 3132333435363738393031323334353637383930, totp, 6, 30
@@ -73,9 +74,9 @@ def test_every_failed_claim_gets_the_same_answer(api, clock: Clock) -> None:
         "unknown serial": ("NOPE-9", hotp(KEYS["HW-0002"], step)),
         "assigned to someone else": ("HW-0001", hotp(KEYS["HW-0001"], step)),
         "already the claimant's": ("HW-0005", hotp(KEYS["HW-0005"], step + 1)),
-        "wrong code": ("HW-0002", hotp(KEYS["HW-0002"], step + 500)),
+        "wrong code": ("HW-0002", wrong_code(KEYS["HW-0002"], step=step)),
         "malformed code": ("HW-0002", "7654329"),
-        "locked token, wrong code": ("HW-0003", hotp(KEYS["HW-0003"], step + 500)),
+        "locked token, wrong code": ("HW-0003", wrong_code(KEYS["HW-0003"], step=step)),
         "disabled token, right code": ("HW-0004", hotp(KEYS["HW-0004"], step)),
         "near miss (resync pending)": ("HW-0002", hotp(KEYS["HW-0002"], step + 10)),
     }
@@ -108,8 +109,8 @@ def test_wrong_claims_never_touch_a_stock_token(api, clock: Clock) -> None:
     before = _token(api.ctx, "HW-0002")
     step = int(clock.now // 30)
     for i in range(claims.PER_USER - 1):
-        resp = _claim(api, "alice@example.com", "HW-0002", hotp(KEYS["HW-0002"], step + 300 + i))
-        assert resp.status_code == 422
+        wrong = wrong_code(KEYS["HW-0002"], step=step, pick=i)
+        assert _claim(api, "alice@example.com", "HW-0002", wrong).status_code == 422
     after = _token(api.ctx, "HW-0002")
     assert after.verification == before.verification  # no failure counted, no lock
     assert after.version == before.version  # not even written
@@ -123,8 +124,8 @@ def test_claims_are_bounded_per_claimant(api, clock: Clock, monkeypatch) -> None
     _setup(api)
     step = int(clock.now // 30)
     for i in range(3):
-        resp = _claim(api, "alice@example.com", "HW-0002", hotp(KEYS["HW-0002"], step + 300 + i))
-        assert resp.status_code == 422
+        wrong = wrong_code(KEYS["HW-0002"], step=step, pick=i)
+        assert _claim(api, "alice@example.com", "HW-0002", wrong).status_code == 422
     clock.advance(30)
     # over the limit: refused unread, even with the right code, and the token stays in stock
     resp = _claim(api, "alice@example.com", "HW-0002", hotp(KEYS["HW-0002"], step + 1))
@@ -156,11 +157,14 @@ def test_claims_are_bounded_per_address(ctx, clock: Clock, monkeypatch) -> None:
         enrolment.self_assign(ctx, user, "HW-0002", code, actor=user, client=address)
 
     for i in range(4):
+        wrong = wrong_code(KEYS["HW-0002"], step=step, pick=i)
         with pytest.raises(CodeRejected):
-            claim(f"u{i % 2}@example.com", "198.51.100.7", hotp(KEYS["HW-0002"], step + 300 + i))
+            claim(f"u{i % 2}@example.com", "198.51.100.7", wrong)
     with pytest.raises(claims.TooManyClaims):
         claim("u2@example.com", "198.51.100.7", hotp(KEYS["HW-0002"], step))
+    assert _token(ctx, "HW-0002").owner_id is None  # refused unread: still in stock
     claim("u3@example.com", "203.0.113.9", hotp(KEYS["HW-0002"], step))  # another address
+    assert _token(ctx, "HW-0002").owner_id == accounts.get_user(ctx, "u3@example.com").id
 
 
 def test_every_failed_verify_gets_the_same_answer(api, clock: Clock) -> None:
@@ -170,7 +174,7 @@ def test_every_failed_verify_gets_the_same_answer(api, clock: Clock) -> None:
     totp = pyotp.parse_uri(begun.json()["otpauth_uri"])
     api.watch.secrets.add(begun.json()["secret"])
     url = f"/api/v1/users/alice@example.com/tokens/{token_id}/verify"
-    wrong = totp.at(clock.now + 3600)
+    wrong = wrong_code(totp, at=clock.now)
     attempts = [
         {"code": wrong, "serial": "HW-0002"},  # a serial the inventory holds
         {"code": wrong, "serial": "NEW-1"},  # one it does not
@@ -241,10 +245,7 @@ def _row(token_id: str, serial: str, kind: str, source: str, now) -> dict:
         "secret_enc": b"\x01" + bytes(48),
         "label": "",
         "state": "active",
-        "last_step": -1,
-        "drift": 0,
-        "fail_count": 0,
-        "locked_until": 0.0,
+        **state_values(TokenState()),
         "version": 0,
         "imported_drift": 0,
         "source": source,

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
-import pyotp
 
 from keyfob.cli.main import main
+from testkit import apikey_create, http_enrol, serve
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -80,102 +75,38 @@ def test_bad_seed_file_exit_code_and_lines(tmp_path, capsys) -> None:
     assert "line 2" in out and "not valid hex" in out and "nothing imported" in out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_first_start_prints_admin_password_and_works(tmp_path, capsys, leak_watch) -> None:
-    port = _free_port()
     db = f"sqlite:///{tmp_path / 'srv.db'}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from keyfob.cli.main import run; run()",
-            "serve",
-            "--db",
-            db,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    try:
+    with serve(db, cwd=tmp_path) as server:
         lines = []
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = proc.stdout.readline()
+        while not lines or "keyfob serving on" not in lines[-1]:
+            line = server.proc.stdout.readline()
+            assert line, "serve stopped printing before 'keyfob serving on':\n" + "".join(lines)
             lines.append(line)
-            if "keyfob serving on" in line:
-                break
         text = "".join(lines)
         assert "first start: admin user 'admin', one-time password: " in text
         password = text.split("one-time password: ")[1].split()[0]
         leak_watch.secrets.add(password)
-        assert f"http://127.0.0.1:{port}" in text
+        assert server.url in text
         assert (tmp_path / "srv.key").exists()
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(50):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         # The one-time password is for the web page only: over HTTP Basic it opens neither the
         # admin API nor the admin's own methods, whose set-up it would otherwise allow.
         one_time = ("admin", password)
         resp = httpx.post(
-            f"{base}/api/v1/users", auth=one_time, json={"username": "evil@example.com"}
+            f"{server.url}/api/v1/users", auth=one_time, json={"username": "evil@example.com"}
         )
         assert resp.status_code == 403
-        resp = httpx.get(f"{base}/api/v1/users/admin/tokens", auth=one_time)
+        resp = httpx.get(f"{server.url}/api/v1/users/admin/tokens", auth=one_time)
         assert resp.status_code == 401
         # The admin API takes an admin API key, made on the server's machine.
-        status, out, _ = run(
-            capsys,
-            "admin",
-            "--db",
-            db,
-            "--key-file",
-            str(tmp_path / "srv.key"),
-            "apikey",
-            "create",
-            "--role",
-            "admin",
-            "--json",
-        )
+        status, out, _ = run(capsys, *apikey_create(db, tmp_path / "srv.key", "admin"))
         assert status == 0
         key = json.loads(out)["key"]
         leak_watch.secrets.add(key)
         auth = {"Authorization": f"Bearer {key}"}
-        assert (
-            httpx.post(
-                f"{base}/api/v1/users", headers=auth, json={"username": "carol@example.com"}
-            ).status_code
-            == 201
-        )
-        begun = httpx.post(
-            f"{base}/api/v1/users/carol@example.com/tokens", headers=auth, json={"kind": "app"}
-        ).json()
-        leak_watch.secrets.add(begun["secret"])
-        totp = pyotp.parse_uri(begun["otpauth_uri"])
-        code = totp.at(time.time() - 30)
-        leak_watch.codes.add(code)
         resp = httpx.post(
-            f"{base}/api/v1/users/carol@example.com/tokens/{begun['id']}/verify",
-            headers=auth,
-            json={"code": code},
+            f"{server.url}/api/v1/users", headers=auth, json={"username": "carol@example.com"}
         )
-        assert resp.status_code == 200 and resp.json()["state"] == "active"
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=15)
-        leak_watch.log.write(out or "")
+        assert resp.status_code == 201
+        http_enrol(server.url, auth, "carol@example.com", leak_watch)
+    leak_watch.log.write(server.output)

@@ -4,9 +4,6 @@ processes racing on one PostgreSQL."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +15,7 @@ from keyfob.server import accounts, enrolment
 from keyfob.server.context import open_context
 from keyfob.server.settings import Settings
 from keyfob.server.validation import validate
+from testkit import serve
 
 from .conftest import reset_postgres
 
@@ -25,9 +23,9 @@ from .conftest import reset_postgres
 def _enrolled(ctx, clock_now: float, user: str = "racer@example.com") -> pyotp.TOTP:
     accounts.create_user(ctx, user)
     begun = enrolment.begin(ctx, user, "app", actor="test")
-    totp = pyotp.parse_uri(begun["otpauth_uri"])
+    totp = pyotp.parse_uri(begun.otpauth_uri)
     # Verify with the previous step's code, so that the current step's code is still fresh.
-    enrolment.verify_enrolment(ctx, user, begun["id"], totp.at(clock_now - 30), actor="test")
+    enrolment.verify_enrolment(ctx, user, begun.id, totp.at(clock_now - 30), actor="test")
     return totp
 
 
@@ -46,25 +44,6 @@ def test_twenty_threads_one_accept(ctx, clock) -> None:
     assert results.count(False) == 19
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, deadline: float) -> None:
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")
-
-
 def test_two_server_processes_on_one_postgresql(pg_database, tmp_path, leak_watch) -> None:
     key_file = tmp_path / "shared.key"
     reset_postgres(pg_database)
@@ -77,54 +56,26 @@ def test_two_server_processes_on_one_postgresql(pg_database, tmp_path, leak_watc
     _, key = accounts.create_api_key(ctx, "race", "validate")
     leak_watch.secrets.add(key)
     env = dict(os.environ, KEYFOB_KEY_FILE=str(key_file))
-    procs, urls = [], []
     try:
-        for _ in range(2):
-            port = _free_port()
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        "from keyfob.cli.main import run; run()",
-                        "serve",
-                        "--db",
-                        pg_database,
-                        "--port",
-                        str(port),
-                        "--log-level",
-                        "warning",
-                    ],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
+        with serve(pg_database, env=env) as one, serve(pg_database, env=env) as two:
+            urls = [one.url, two.url]
+            code = totp.now()
+            leak_watch.codes.add(code)
+            barrier = threading.Barrier(20)
+
+            def attempt(i: int) -> str:
+                barrier.wait()
+                resp = httpx.post(
+                    f"{urls[i % 2]}/api/v1/validate",
+                    timeout=30,
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={"username": "racer@example.com", "code": code},
                 )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        for url, proc in zip(urls, procs, strict=True):
-            _wait_healthy(url, proc, time.time() + 30)
-        code = totp.now()
-        leak_watch.codes.add(code)
-        barrier = threading.Barrier(20)
+                return resp.json()["result"]
 
-        def attempt(i: int) -> str:
-            barrier.wait()
-            resp = httpx.post(
-                f"{urls[i % 2]}/api/v1/validate",
-                timeout=30,
-                headers={"Authorization": f"Bearer {key}"},
-                json={"username": "racer@example.com", "code": code},
-            )
-            return resp.json()["result"]
-
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            results = list(pool.map(attempt, range(20)))
-        assert results.count("accept") == 1, results
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                results = list(pool.map(attempt, range(20)))
+            assert results.count("accept") == 1, results
+        leak_watch.log.write(one.output + two.output)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            out, _ = proc.communicate(timeout=15)
-            leak_watch.log.write(out or "")
         ctx.engine.dispose()

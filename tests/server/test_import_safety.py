@@ -248,6 +248,15 @@ def _import(api, content: str | bytes, **extra):
             "upn is longer than 255 characters",
         ),
     ],
+    ids=[
+        "csv counter past 64 bits",
+        "csv interval past 32 bits",
+        "uri period past 32 bits",
+        "pskc drift past 32 bits",
+        "pskc counter past 64 bits",
+        "upn with a tab",
+        "upn over 255 characters",
+    ],
 )
 def test_out_of_range_values_and_bad_upns_are_row_errors(api, content, where, message) -> None:
     resp = _import(api, content)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,8 +25,7 @@ from keyfob.server.settings import Settings
 from keyfob.server.store.keys import KeyRing, MasterKeyError, blob_kid, key_id, read_key_file
 from keyfob.server.store.schema import tokens
 from keyfob.server.validation import validate
-
-from .conftest import Clock, reset_postgres
+from testkit import KEYFOB, Clock, http_enrol, serve
 
 
 def _ctx(tmp_path, clock, **kw):
@@ -47,8 +44,8 @@ class Fleet:
             name = f"u{len(self.users)}@example.com"
             accounts.create_user(ctx, name)
             b = enrolment.begin(ctx, name, "app", actor="t")
-            totp = pyotp.parse_uri(b["otpauth_uri"])
-            enrolment.verify_enrolment(ctx, name, b["id"], totp.at(self.clock.now - 30), actor="t")
+            totp = pyotp.parse_uri(b.otpauth_uri)
+            enrolment.verify_enrolment(ctx, name, b.id, totp.at(self.clock.now - 30), actor="t")
             self.users[name] = totp
 
     def all_validate(self, ctx: ServerContext) -> None:
@@ -71,42 +68,33 @@ def _every_secret_opens(ctx: ServerContext) -> set[str]:
     return {blob_kid(bytes(b)) for _, b in rows}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'k.db'}"
-    url = request.getfixturevalue("pg_database")
-    reset_postgres(url)
-    return url
-
-
 # --- the ring itself ------------------------------------------------------------------------
 
 
-def test_key_file_is_created_private_and_next_to_the_database(tmp_path) -> None:
-    ctx = _ctx(tmp_path, Clock())
+def test_key_file_is_created_private_and_next_to_the_database(tmp_path, clock) -> None:
+    ctx = _ctx(tmp_path, clock)
     path = tmp_path / "k.key"
     assert ctx.key_created and path.exists()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = _ctx(tmp_path, Clock())
+    again = _ctx(tmp_path, clock)
     assert not again.key_created and again.ring.kids() == ctx.ring.kids()
 
 
-def test_env_master_keys_win(tmp_path) -> None:
+def test_env_master_keys_win(tmp_path, clock) -> None:
     key, nxt = os.urandom(32), os.urandom(32)
-    ctx = _ctx(tmp_path, Clock(), master_key=key.hex())
+    ctx = _ctx(tmp_path, clock, master_key=key.hex())
     assert ctx.ring.kids() == [key_id(key)]
     assert not (tmp_path / "k.key").exists()
-    both = _ctx(tmp_path, Clock(), master_key=f"{nxt.hex()},{key.hex()}")
+    both = _ctx(tmp_path, clock, master_key=f"{nxt.hex()},{key.hex()}")
     assert set(both.ring.kids()) == {key_id(key), key_id(nxt)}
     with pytest.raises(MasterKeyError, match="not a 32-byte key"):
-        _ctx(tmp_path, Clock(), master_key="abc")
+        _ctx(tmp_path, clock, master_key="abc")
 
 
-def test_a_server_without_the_sealing_key_refuses_to_start(tmp_path) -> None:
-    _ctx(tmp_path, Clock(), master_key=os.urandom(32).hex())
+def test_a_server_without_the_sealing_key_refuses_to_start(tmp_path, clock) -> None:
+    _ctx(tmp_path, clock, master_key=os.urandom(32).hex())
     with pytest.raises(MasterKeyError, match="seals its secrets with master key") as info:
-        _ctx(tmp_path, Clock(), master_key=os.urandom(32).hex())
+        _ctx(tmp_path, clock, master_key=os.urandom(32).hex())
     assert "KEYFOB_MASTER_KEY" in (info.value.hint or "")
 
 
@@ -120,21 +108,21 @@ def test_ciphertext_is_bound_to_its_token(tmp_path) -> None:
         KeyRing.of(os.urandom(32)).open(blob, "token-a")
 
 
-def test_swapped_rows_do_not_validate(tmp_path) -> None:
-    clock = Clock()
+def test_swapped_rows_do_not_validate(tmp_path, clock) -> None:
     ctx = _ctx(tmp_path, clock)
-    Fleet(clock).enrol(ctx, 2)
+    fleet = Fleet(clock)
+    fleet.enrol(ctx, 2)
     with ctx.engine.begin() as conn:
         (_, b1), (id2, _) = conn.execute(sa.select(tokens.c.id, tokens.c.secret_enc)).all()
         conn.execute(sa.update(tokens).where(tokens.c.id == id2).values(secret_enc=b1))
-    with pytest.raises(MasterKeyError):
-        validate(ctx, "u1@example.com", "123456")
+    right = fleet.users["u1@example.com"].at(clock.now)
+    with pytest.raises(MasterKeyError):  # even u1's right code: the moved row does not open
+        validate(ctx, "u1@example.com", right)
 
 
-def test_old_single_key_file_and_its_staged_key_both_open(tmp_path) -> None:
+def test_old_single_key_file_and_its_staged_key_both_open(tmp_path, clock) -> None:
     """keyfob before key ids wrote a bare key, and a ``.new`` beside it during a rotation; a
     server may have sealed rows with either. Both load; a rotation folds them in, loses none."""
-    clock = Clock()
     ctx = _ctx(tmp_path, clock)
     fleet = Fleet(clock)
     fleet.enrol(ctx, 1)
@@ -159,10 +147,9 @@ def test_old_single_key_file_and_its_staged_key_both_open(tmp_path) -> None:
 # --- rotation beside a running server -------------------------------------------------------
 
 
-def test_rotation_beside_a_running_server(db_url, tmp_path) -> None:
+def test_rotation_beside_a_running_server(db_url, tmp_path, clock) -> None:
     """A server started before the rotation goes on validating, enrols with the new key, and
     a second rotation (which prunes the first key) loses nothing it sealed."""
-    clock = Clock()
     settings = Settings(db=db_url, key_file=tmp_path / "shared.key")
     server = open_context(settings, clock=clock)
     fleet = Fleet(clock)
@@ -181,10 +168,9 @@ def test_rotation_beside_a_running_server(db_url, tmp_path) -> None:
     assert list(read_key_file(tmp_path / "shared.key")) == [second.new_kid]
 
 
-def test_rotation_waits_for_servers_that_cannot_hold_the_new_key(db_url, tmp_path) -> None:
+def test_rotation_waits_for_servers_that_cannot_hold_the_new_key(db_url, tmp_path, clock) -> None:
     """Servers with keys from the environment cannot learn a new key: rotate-key refuses and
     changes nothing until they run with both keys."""
-    clock = Clock()
     old, new = os.urandom(32), os.urandom(32)
     settings = Settings(db=db_url, master_key=old.hex(), node_heartbeat=0.1)
     server = open_context(settings, clock=clock)
@@ -216,28 +202,31 @@ def test_rotation_waits_for_servers_that_cannot_hold_the_new_key(db_url, tmp_pat
 # --- kill -9 at every step ------------------------------------------------------------------
 
 
-def _rotate_in_subprocess(db_url: str, key_file: Path, crash_at: str | None) -> int:
-    env = dict(os.environ, KEYFOB_KEY_FILE=str(key_file))
-    env.pop("KEYFOB_CRASHPOINT", None)
-    if crash_at:
-        env["KEYFOB_CRASHPOINT"] = crash_at
-    cmd = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
-    proc = subprocess.run(
-        [*cmd, "admin", "--db", db_url, "rotate-key", "--wait", "0"],
+def _rotate_key(db_url: str, env: dict[str, str], wait: int = 0) -> subprocess.CompletedProcess:
+    """`keyfob admin rotate-key` in its own process (one a crash point may kill -9)."""
+    return subprocess.run(
+        [*KEYFOB, "admin", "--db", db_url, "rotate-key", "--wait", str(wait)],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _rotate_in_subprocess(db_url: str, key_file: Path, crash_at: str | None) -> int:
+    env = dict(os.environ, KEYFOB_KEY_FILE=str(key_file))
+    env.pop("KEYFOB_CRASHPOINT", None)
+    if crash_at:
+        env["KEYFOB_CRASHPOINT"] = crash_at
+    proc = _rotate_key(db_url, env)
     assert proc.returncode in (0, -9), proc.stderr
     return proc.returncode
 
 
 @pytest.mark.parametrize("step", ["key-added", "resealed", "switched", "pruned"])
-def test_rotation_killed_at_every_step_then_retried(db_url, tmp_path, step) -> None:
+def test_rotation_killed_at_every_step_then_retried(db_url, tmp_path, step, clock) -> None:
     """``kill -9`` at a step, a running server enrols someone, killed again at the same step
     (the case that once overwrote a staged key), then a clean retry: nothing is lost."""
-    clock = Clock()
     key_file = tmp_path / "k.key"
     server = open_context(Settings(db=db_url, key_file=key_file), clock=clock)
     fleet = Fleet(clock)
@@ -257,35 +246,6 @@ def test_rotation_killed_at_every_step_then_retried(db_url, tmp_path, step) -> N
 # --- the same with real processes: `keyfob serve` and `keyfob admin rotate-key` --------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(db_url: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
-    cmd = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
-    proc = subprocess.Popen(
-        [*cmd, "serve", "--db", db_url, "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not come up")
-
-
 def test_rotate_key_command_beside_a_serving_process(db_url, tmp_path, leak_watch) -> None:
     key_file = tmp_path / "srv.key"
     env = dict(os.environ, KEYFOB_KEY_FILE=str(key_file), KEYFOB_NODE_HEARTBEAT="0.2")
@@ -293,28 +253,14 @@ def test_rotate_key_command_beside_a_serving_process(db_url, tmp_path, leak_watc
     _, api_key = accounts.create_api_key(setup, "rotation-test", "admin")
     leak_watch.secrets.add(api_key)
     auth = {"Authorization": f"Bearer {api_key}"}
-    proc, url = _start_server(db_url, env)
     users: dict[str, tuple[pyotp.TOTP, int]] = {}  # user -> (totp, next step offset to use)
 
-    def enrol(name: str) -> None:
-        assert (
-            httpx.post(f"{url}/api/v1/users", headers=auth, json={"username": name}).status_code
-            == 201
-        )
-        b = httpx.post(
-            f"{url}/api/v1/users/{name}/tokens", headers=auth, json={"kind": "app"}
-        ).json()
-        leak_watch.secrets.add(b["secret"])
-        totp = pyotp.parse_uri(b["otpauth_uri"])
-        code = totp.at(time.time() - 30)
-        leak_watch.codes.add(code)
-        r = httpx.post(
-            f"{url}/api/v1/users/{name}/tokens/{b['id']}/verify", headers=auth, json={"code": code}
-        )
-        assert r.status_code == 200, r.text
-        users[name] = (totp, 0)
+    def enrol(url: str, name: str) -> None:
+        resp = httpx.post(f"{url}/api/v1/users", headers=auth, json={"username": name})
+        assert resp.status_code == 201, resp.text
+        users[name] = (http_enrol(url, auth, name, leak_watch), 0)
 
-    def everyone_validates() -> None:
+    def everyone_validates(url: str) -> None:
         for name, (totp, offset) in users.items():
             code = totp.at(time.time() + 30 * offset)  # one step further each time: no replay
             leak_watch.codes.add(code)
@@ -325,34 +271,40 @@ def test_rotate_key_command_beside_a_serving_process(db_url, tmp_path, leak_watc
             users[name] = (totp, offset + 1)
 
     def rotate() -> dict[str, object]:
-        cmd = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
-        out = subprocess.run(
-            [*cmd, "admin", "--db", db_url, "rotate-key", "--wait", "20"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = _rotate_key(db_url, env, wait=20)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
-    try:
-        enrol("a@example.com")
-        enrol("b@example.com")
+    with serve(db_url, env=env) as server:
+        enrol(server.url, "a@example.com")
+        enrol(server.url, "b@example.com")
         first = rotate()
         assert first["reencrypted"] == 2
-        everyone_validates()
-        enrol("c@example.com")  # sealed by the running server after the rotation
+        everyone_validates(server.url)
+        enrol(server.url, "c@example.com")  # sealed by the running server after the rotation
         second = rotate()
         assert second["reencrypted"] == 3 and second["dropped_keys"] == [first["key_id"]]
-        everyone_validates()
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=15)
-        leak_watch.log.write(out or "")
-    proc, url = _start_server(db_url, env)  # a restart reads only what is in the key file
-    try:
-        everyone_validates()
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=15)
+        everyone_validates(server.url)
+    leak_watch.log.write(server.output)
+    with serve(db_url, env=env) as restarted:  # a restart reads only what is in the key file
+        everyone_validates(restarted.url)
+    leak_watch.log.write(restarted.output)
+
+
+def test_rotation_reencrypts_radius_client_secrets(db_url, tmp_path, clock) -> None:
+    """RADIUS shared secrets are sealed like token secrets: rotate-key re-encrypts them and
+    drops the old key, and a running RADIUS server's client table still opens them."""
+    from keyfob.server.radius import clients
+    from keyfob.server.radius.clients import ClientTable
+
+    settings = Settings(db=db_url, key_file=tmp_path / "shared.key")
+    server = open_context(settings, clock=clock)
+    clients.add_client(server, "nas", "192.0.2.0/24", secret="s" * 20)
+    table = ClientTable(server, ttl=0)
+    old = table.clients()[0].record.secret_enc
+    report = rotate_key(open_context(settings, clock=clock), wait=0)
+    assert report.reencrypted == 1 and len(report.dropped) == 1
+    (known,) = table.clients()
+    assert blob_kid(known.record.secret_enc) == report.new_kid != blob_kid(old)
+    assert known.secret == b"s" * 20
+    assert table.match("192.0.2.7") == known

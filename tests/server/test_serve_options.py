@@ -4,10 +4,7 @@ uvicorn process), and a SQLite database readable by its owner only."""
 from __future__ import annotations
 
 import os
-import socket
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,54 +20,17 @@ from keyfob.server import accounts
 from keyfob.server.context import open_context
 from keyfob.server.settings import Settings
 from keyfob.server.store.schema import audit
+from testkit import serve
 
 FORGED = "203.0.113.7"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _server(tmp_path: Path, db: str, *args: str) -> Iterator[str]:
-    """`keyfob serve` in its own process on a free loopback port; stopped by its PID."""
-    port = _free_port()
+    """`keyfob serve` in its own process, trusting no forwarded header it did not get here."""
     env = {k: v for k, v in os.environ.items() if "FORWARDED" not in k}  # no inherited trust
-    serve = [sys.executable, "-c", "from keyfob.cli.main import run; run()", "serve"]
-    proc = subprocess.Popen(
-        [*serve, "--db", db, "--port", str(port), "--log-level", "warning", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(proc, base)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-
-
-def _wait_ready(proc: subprocess.Popen[str], base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"keyfob serve exited {proc.returncode}: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    pytest.fail("keyfob serve did not answer /healthz within 30 s")
+    with serve(db, *args, env=env, cwd=tmp_path) as server:
+        yield server.url
 
 
 def _client_seen(base: str, db: str, key: str) -> str:

@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 import pyotp
-from sqlalchemy import event
 
 from keyfob.server import accounts, enrolment
 from keyfob.server.validation import validate
-
-
-def _count(ctx, fn) -> tuple[int, int]:
-    statements: list[str] = []
-    commits: list[int] = []
-
-    def on_exec(conn, cursor, statement, *args) -> None:
-        statements.append(statement)
-
-    def on_commit(conn) -> None:
-        commits.append(1)
-
-    event.listen(ctx.engine, "before_cursor_execute", on_exec)
-    event.listen(ctx.engine, "commit", on_commit)
-    try:
-        fn()
-    finally:
-        event.remove(ctx.engine, "before_cursor_execute", on_exec)
-        event.remove(ctx.engine, "commit", on_commit)
-    return len(statements), len(commits)
+from testkit import statements, wrong_code
 
 
 def test_accepting_a_code_takes_three_statements_and_one_commit(ctx, clock) -> None:
@@ -34,19 +14,20 @@ def test_accepting_a_code_takes_three_statements_and_one_commit(ctx, clock) -> N
     totps = []
     for _ in range(3):  # several methods: still one SELECT
         b = enrolment.begin(ctx, "s@example.com", "app", actor="t")
-        t = pyotp.parse_uri(b["otpauth_uri"])
-        enrolment.verify_enrolment(ctx, "s@example.com", b["id"], t.at(clock.now - 30), actor="t")
+        t = pyotp.parse_uri(b.otpauth_uri)
+        enrolment.verify_enrolment(ctx, "s@example.com", b.id, t.at(clock.now - 30), actor="t")
         totps.append(t)
-    validate(ctx, "s@example.com", "000000")  # warm the pool and statement cache
+    wrong = wrong_code(*totps, at=clock.now)  # no token's code, in or near any window
+    validate(ctx, "s@example.com", wrong)  # warm the pool and statement cache
     clock.advance(30)
     code = totps[1].at(clock.now)
     result = []
-    assert _count(ctx, lambda: result.append(validate(ctx, "s@example.com", code))) == (3, 1)
+    assert statements(ctx, lambda: result.append(validate(ctx, "s@example.com", code))) == (3, 1)
     assert result[0].accepted
     # An unknown user runs the same three statements as a wrong code (the compare-and-set
     # matches no row), so that neither timing nor load tells which usernames exist.
-    assert _count(ctx, lambda: validate(ctx, "nobody@example.com", code)) == (3, 1)
-    assert _count(ctx, lambda: validate(ctx, "s@example.com", "000000")) == (5, 1)  # 3 tokens
+    assert statements(ctx, lambda: validate(ctx, "nobody@example.com", code)) == (3, 1)
+    assert statements(ctx, lambda: validate(ctx, "s@example.com", wrong)) == (5, 1)  # 3 tokens
 
 
 def test_a_lockout_adds_no_statement(ctx, clock) -> None:
@@ -54,8 +35,9 @@ def test_a_lockout_adds_no_statement(ctx, clock) -> None:
     validation that locks costs the statements of any other wrong code (3 for one token)."""
     accounts.create_user(ctx, "l@example.com")
     b = enrolment.begin(ctx, "l@example.com", "app", actor="t")
-    t = pyotp.parse_uri(b["otpauth_uri"])
-    enrolment.verify_enrolment(ctx, "l@example.com", b["id"], t.at(clock.now - 30), actor="t")
-    counts = [_count(ctx, lambda: validate(ctx, "l@example.com", "000000")) for _ in range(7)]
+    t = pyotp.parse_uri(b.otpauth_uri)
+    enrolment.verify_enrolment(ctx, "l@example.com", b.id, t.at(clock.now - 30), actor="t")
+    wrong = wrong_code(t, at=clock.now)
+    counts = [statements(ctx, lambda: validate(ctx, "l@example.com", wrong)) for _ in range(7)]
     assert counts == [(3, 1)] * 7  # four wrong codes, the locking one, two while locked
     assert validate(ctx, "l@example.com", t.at(clock.now)).reason == "locked"

@@ -36,32 +36,37 @@ from keyfob.server import accounts, enrolment
 from keyfob.server.context import ServerContext
 from keyfob.server.store.schema import tokens, users
 from keyfob.server.validation import validate
+from testkit import wrong_code
 
 REL_TOLERANCE = 0.15
 ROUNDS = 3
 
 
-def _enrolled(ctx: ServerContext, now: float, username: str) -> None:
+def _enrolled(ctx: ServerContext, now: float, username: str) -> pyotp.TOTP:
     accounts.create_user(ctx, username)
     begun = enrolment.begin(ctx, username, "app", actor="test")
-    totp = pyotp.parse_uri(begun["otpauth_uri"])
-    enrolment.verify_enrolment(ctx, username, begun["id"], totp.at(now - 30), actor="test")
+    totp = pyotp.parse_uri(begun.otpauth_uri)
+    enrolment.verify_enrolment(ctx, username, begun.id, totp.at(now - 30), actor="test")
+    return totp
 
 
-def _population(ctx: ServerContext, now: float) -> None:
-    """One user per class; the locked one really locked by five wrong codes."""
-    _enrolled(ctx, now, "known@example.com")
-    _enrolled(ctx, now, "locked@example.com")
+def _population(ctx: ServerContext, now: float) -> Callable[[], str]:
+    """One user per class; the locked one really locked by five wrong codes. Returns where the
+    wrong codes come from: random, and computed to be none of the two tokens' codes near now
+    (a random code would now and then be the known user's: an accept, not a wrong code)."""
+    known = _enrolled(ctx, now, "known@example.com")
+    locked = _enrolled(ctx, now, "locked@example.com")
     _enrolled(ctx, now, "disabled@example.com")
     accounts.create_user(ctx, "empty@example.com")
     accounts.set_disabled(ctx, "disabled@example.com", True, actor="test")
+
+    def wrong() -> str:
+        return wrong_code(known, locked, at=now, pick=secrets.randbelow(10**6))
+
     for _ in range(5):
-        validate(ctx, "locked@example.com", _wrong_code())
-    assert validate(ctx, "locked@example.com", _wrong_code()).reason == "locked"
-
-
-def _wrong_code() -> str:
-    return f"{secrets.randbelow(10**6):06d}"
+        validate(ctx, "locked@example.com", wrong())
+    assert validate(ctx, "locked@example.com", wrong()).reason == "locked"
+    return wrong
 
 
 CLASSES = {
@@ -76,8 +81,14 @@ CLASSES = {
 Times = dict[str, list[float]]
 
 
-def _measure(check: Callable[[str, str], object], reset: Callable[[], None], blocks: int) -> Times:
-    """Milliseconds per class: ``blocks`` blocks of one validation of each class, shuffled.
+def _measure(
+    check: Callable[[str, str], object],
+    reset: Callable[[], None],
+    wrong: Callable[[], str],
+    blocks: int,
+) -> Times:
+    """Milliseconds per class: ``blocks`` blocks of one validation of each class, shuffled,
+    each with a new wrong code.
 
     ``reset`` runs (untimed) before every sample of every class, so that the known user's
     wrong codes never lock it and every class sees the same database activity in between.
@@ -89,7 +100,7 @@ def _measure(check: Callable[[str, str], object], reset: Callable[[], None], blo
         for _ in range(blocks):
             for name in random.sample(list(CLASSES), len(CLASSES)):
                 reset()
-                code = _wrong_code()
+                code = wrong()
                 started = time.perf_counter_ns()
                 check(CLASSES[name], code)
                 times[name].append((time.perf_counter_ns() - started) / 1e6)
@@ -147,19 +158,21 @@ def _assert_alike(measure: Callable[[], Times], abs_tolerance: float) -> None:
 
 def test_validation_timing_does_not_reveal_users(sqlite_ctx, clock) -> None:
     ctx = sqlite_ctx
-    _population(ctx, clock.now)
+    wrong = _population(ctx, clock.now)
     reset = _keep_known_unlocked(ctx)
 
     def check(username: str, code: str) -> object:
-        return validate(ctx, username, code)
+        decision = validate(ctx, username, code)
+        assert not decision.accepted
+        return decision
 
-    _measure(check, reset, 40)  # warm up: pool, statement cache, branch predictors
-    _assert_alike(lambda: _measure(check, reset, 400), 0.15)
+    _measure(check, reset, wrong, 40)  # warm up: pool, statement cache, branch predictors
+    _assert_alike(lambda: _measure(check, reset, wrong, 400), 0.15)
 
 
 def test_validation_timing_through_the_api(sqlite_api, clock) -> None:
     api = sqlite_api
-    _population(api.ctx, clock.now)
+    wrong = _population(api.ctx, clock.now)
     reset = _keep_known_unlocked(api.ctx)
     headers = api.headers("validate")
 
@@ -170,5 +183,5 @@ def test_validation_timing_through_the_api(sqlite_api, clock) -> None:
         assert resp.json() == {"result": "reject"}
         return resp
 
-    _measure(check, reset, 30)
-    _assert_alike(lambda: _measure(check, reset, 300), 0.3)
+    _measure(check, reset, wrong, 30)
+    _assert_alike(lambda: _measure(check, reset, wrong, 300), 0.3)

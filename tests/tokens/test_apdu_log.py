@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import subprocess
-import sys
 
 import pytest
 
@@ -20,9 +18,8 @@ from keyfob.token.errors import NeedsButton, TransportLost
 from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
 from keyfob.token.session import Molto2Session, SingleProfileSession
+from testkit import T0, Clock, keyfob
 
-KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
-T = 1_700_000_000
 SEED = bytes(range(0xA0, 0xB4))  # 20 bytes: no accidental match in a log line
 NEW_CUSTOMER_KEY = b"a customer key!!"
 
@@ -47,11 +44,11 @@ def log_text(caplog) -> str:
 
 def test_a_single_profile_burn_logs_headers_and_status_words_only(caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="keyfob.token")
-    card = create(by_name("OTPC-P2"), host_clock=lambda: T)
+    card = create(by_name("OTPC-P2"), host_clock=Clock())
     session = SingleProfileSession(MemoryConnection(card))
     session.get_info()
     session.authenticate()
-    session.write_config(clock=T)
+    session.write_config(clock=T0)
     session.write_seed(SEED)
     log = log_text(caplog)
     seed_apdu = p.write_seed(SEED, SINGLE_PROFILE_KEY)
@@ -66,10 +63,10 @@ def test_a_single_profile_burn_logs_headers_and_status_words_only(caplog) -> Non
 
 def test_a_molto2_burn_and_key_change_log_no_key_material(caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="keyfob.token")
-    card = create(by_name("Molto2"), host_clock=lambda: T)
+    card = create(by_name("Molto2"), host_clock=Clock())
     session = Molto2Session(MemoryConnection(card))
     session.authenticate()
-    session.write_config(4, clock=T)
+    session.write_config(4, clock=T0)
     session.write_seed(4, SEED)
     session.write_title(4, "VPN")
     with pytest.raises(NeedsButton):
@@ -85,7 +82,7 @@ def test_a_dropped_link_is_logged() -> None:
     trace.enable(stream)
     trace.enable(stream)  # twice: still one line per event
     try:
-        card = create(by_name("C302"), host_clock=lambda: T)
+        card = create(by_name("C302"), host_clock=Clock())
         card.faults.drop_on = 1
         with pytest.raises(TransportLost):
             SingleProfileSession(MemoryConnection(card)).get_info()
@@ -103,12 +100,7 @@ def test_verbose_flags_over_pcsc_log_a_whole_burn_without_the_seed(emulator) -> 
     """``keyfob token -v`` (client) and ``keyfob emulator -v`` (card) on the real stack."""
     emu = emulator("-v", "--model", "OTPC-P2")
     uri = f"otpauth://totp/keyfob:log?secret={to_base32(SEED)}&issuer=keyfob"
-    out = subprocess.run(
-        [*KEYFOB, "token", "-v", "sync-time", "--reburn", uri],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = keyfob("token", "-v", "sync-time", "--reburn", uri)
     emu.stop()
     card_log = emu.proc.stdout.read()
     seed_apdu = p.write_seed(SEED, SINGLE_PROFILE_KEY)

@@ -12,17 +12,9 @@ from keyfob.token.crypto import SINGLE_PROFILE_KEY as K
 from keyfob.token.crypto import ecb_encrypt
 from keyfob.token.emulator import SingleProfileToken, create
 from keyfob.token.models import by_name
+from testkit import T0, Clock
 
 H = bytes.fromhex
-T = 1_700_000_000
-
-
-class Clock:
-    def __init__(self, now: float = T) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def token(model: str = "OTPC-P2", clock: Clock | None = None) -> SingleProfileToken:
@@ -46,7 +38,7 @@ def test_info_any_p1_p2_and_data() -> None:
         resp = card.transmit(apdu)
         assert sw(resp) == 0x9000
         info = p.parse_info(resp[:-2])
-        assert info.serial == card.serial and info.clock == T
+        assert info.serial == card.serial and info.clock == T0
         assert resp[:3] == b"\x00\x00\x00"
 
 
@@ -107,7 +99,7 @@ def test_secure_commands_need_authentication() -> None:
         sw(
             card.transmit(
                 p.write_single_config(
-                    T, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K
+                    T0, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K
                 ).to_bytes()
             )
         )
@@ -124,6 +116,7 @@ def test_secure_commands_need_authentication() -> None:
         (b"A" * 64 + b"\x80" + b"\x00" * 15, "body longer than 64"),
         (b"\x80" + b"\x00" * 15, "empty seed"),
     ],
+    ids=["no 80 marker", "aligned seed, no 80 block", "over 64 bytes", "empty seed"],
 )
 def test_bad_seed_bodies(plain: bytes, why: str) -> None:
     card = token()
@@ -138,13 +131,13 @@ def test_seed_written_and_old_one_wiped() -> None:
     for seed in (b"A" * 63, b"12345678901234567890"):
         assert sw(card.transmit(p.write_seed(seed, K).to_bytes())) == 0x9000
         assert card.seed == seed
-    assert card.press() == hotp(b"12345678901234567890", T // 30)
+    assert card.press() == hotp(b"12345678901234567890", T0 // 30)
 
 
 def test_config_must_be_the_exact_layout() -> None:
     card = token()
     auth(card)
-    good = p.single_config_tlv(T, p.HmacAlgorithm.SHA1, 30)
+    good = p.single_config_tlv(T0, p.HmacAlgorithm.SHA1, 30)
     bad_variants = [
         good[:-1],
         good + b"\x00",
@@ -160,9 +153,11 @@ def test_restricted_model_erases_seed_on_config_write() -> None:
     card = token("OTPC-P2")
     auth(card)
     card.transmit(p.write_seed(b"B" * 20, K).to_bytes())
-    assert card.seed
+    assert card.seed == b"B" * 20
     resp = card.transmit(
-        p.write_single_config(T + 100, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K).to_bytes()
+        p.write_single_config(
+            T0 + 100, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K
+        ).to_bytes()
     )
     assert sw(resp) == 0x9000 and card.seed is None
     assert card.press() == "no seed"
@@ -175,12 +170,12 @@ def test_unrestricted_model_keeps_seed_and_sets_clock() -> None:
     card.transmit(p.write_seed(b"B" * 20, K).to_bytes())
     card.transmit(
         p.write_single_config(
-            T + 300, p.HmacAlgorithm.SHA256, 60, p.DisplayTimeout.S120, K
+            T0 + 300, p.HmacAlgorithm.SHA256, 60, p.DisplayTimeout.S120, K
         ).to_bytes()
     )
     assert card.seed == b"B" * 20
-    assert int(card.device_time()) == T + 300
-    assert card.press() == hotp(b"B" * 20, (T + 300) // 60, 6, Algorithm.SHA256)
+    assert int(card.device_time()) == T0 + 300
+    assert card.press() == hotp(b"B" * 20, (T0 + 300) // 60, 6, Algorithm.SHA256)
 
 
 def test_state_file_survives_restart_and_hides_nothing_it_should_show(tmp_path) -> None:
@@ -201,7 +196,7 @@ def test_state_file_survives_restart_and_hides_nothing_it_should_show(tmp_path) 
     [(Algorithm.SHA1, 30, "--totp"), (Algorithm.SHA256, 60, "--totp=SHA256")],
 )
 def test_display_matches_oathtool(oathtool, alg: Algorithm, period: int, flag: str) -> None:
-    clock = Clock(T + 1234)
+    clock = Clock(T0 + 1234)
     card = token("C302", clock)
     auth(card)
     hmac_alg = p.HmacAlgorithm.SHA1 if alg is Algorithm.SHA1 else p.HmacAlgorithm.SHA256
@@ -221,15 +216,15 @@ def test_display_matches_oathtool(oathtool, alg: Algorithm, period: int, flag: s
 
 
 def test_fifty_ppm_over_a_month_drifts_four_steps() -> None:
-    clock = Clock(T)
+    clock = Clock(T0)
     card = create(by_name("C302"), host_clock=clock, drift_ppm=50)
     auth(card)
     card.transmit(
-        p.write_single_config(T, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K).to_bytes()
+        p.write_single_config(T0, p.HmacAlgorithm.SHA1, 30, p.DisplayTimeout.S30, K).to_bytes()
     )
     card.transmit(p.write_seed(b"D" * 20, K).to_bytes())
     month = 30 * 24 * 3600
-    clock.now = T + month
+    clock.now = T0 + month
     # 50 ppm of 2 592 000 s is 129.6 s: the token runs 4 whole steps (and 9.6 s) ahead
     assert card.device_time() - clock.now == pytest.approx(129.6)
     true_step = int(clock.now // 30)
@@ -241,7 +236,7 @@ def test_fifty_ppm_over_a_month_drifts_four_steps() -> None:
 
 def test_clock_offset_at_creation() -> None:
     card = create(by_name("OTPC-P2"), host_clock=Clock(), clock_offset=-90)
-    assert p.parse_info(card.transmit(p.get_info().to_bytes())[:-2]).clock == T - 90
+    assert p.parse_info(card.transmit(p.get_info().to_bytes())[:-2]).clock == T0 - 90
 
 
 def test_unknown_secure_ins_after_a_good_mac() -> None:

@@ -12,26 +12,13 @@ from keyfob.token.errors import AuthenticationFailed, NeedsButton, NotAuthentica
 from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
 from keyfob.token.session import Molto2Session
+from testkit import T0, Clock
 
-T = 1_700_000_000
 H = bytes.fromhex
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(T)
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def card(clock) -> Molto2Token:
+def card(clock: Clock) -> Molto2Token:
     c = create(by_name("Molto2"), host_clock=clock)
     assert isinstance(c, Molto2Token)
     return c
@@ -44,17 +31,17 @@ def session(card: Molto2Token, key: bytes = b"TOKEN2MOLTO1-KEY") -> Molto2Sessio
 def test_fifty_independent_profiles(card, clock) -> None:
     s = session(card)
     s.authenticate()
-    s.write_config(3, clock=T, digits=8, period=60)
+    s.write_config(3, clock=T0, digits=8, period=60)
     s.write_seed(3, b"profile-three-seed!!")
     s.write_title(3, "GitHub")
-    s.write_config(7, clock=T, algorithm=Algorithm.SHA256)
+    s.write_config(7, clock=T0, algorithm=Algorithm.SHA256)
     s.write_seed(7, b"profile-seven-seed!!")
     profiles = s.profiles()
     assert len(profiles) == 50
     assert [pr.index for pr in profiles if pr.occupied] == [3, 7]
     assert (profiles[3].title, profiles[3].digits, profiles[3].period) == ("GitHub", 8, 60)
-    assert card.press(3) == hotp(b"profile-three-seed!!", T // 60, 8)
-    assert card.press(7) == hotp(b"profile-seven-seed!!", T // 30, 6, Algorithm.SHA256)
+    assert card.press(3) == hotp(b"profile-three-seed!!", T0 // 60, 8)
+    assert card.press(7) == hotp(b"profile-seven-seed!!", T0 // 30, 6, Algorithm.SHA256)
     assert card.press(0) == "no seed"
 
 
@@ -105,7 +92,9 @@ def test_set_key_waits_for_the_button(card) -> None:
     assert card.key == molto2_key(b"new customer key")
     with pytest.raises(AuthenticationFailed):
         session(card).authenticate()
+    assert not card.authenticated
     session(card, b"new customer key").authenticate()
+    assert card.authenticated
 
 
 def test_factory_reset_needs_no_key_and_the_button(card) -> None:
@@ -116,10 +105,11 @@ def test_factory_reset_needs_no_key_and_the_button(card) -> None:
     nokey = session(card, b"whatever")
     with pytest.raises(NeedsButton):
         nokey.factory_reset()
-    assert card.profiles[1].seed  # nothing yet
+    assert card.profiles[1].seed == b"z" * 20  # nothing yet
     assert card.confirm() == "factory_reset"
     assert not card.profiles[1].seed
     session(card).authenticate()  # back to TOKEN2MOLTO1-KEY
+    assert card.key == molto2_key(b"TOKEN2MOLTO1-KEY") and card.authenticated
 
 
 def test_all_zero_seed_clears_the_profile(card) -> None:
@@ -135,12 +125,12 @@ def test_all_zero_seed_clears_the_profile(card) -> None:
 def test_time_sync_per_profile_keeps_seed(card, clock) -> None:
     s = session(card)
     s.authenticate()
-    s.write_config(4, clock=T - 600)  # profile clock ten minutes slow
+    s.write_config(4, clock=T0 - 600)  # profile clock ten minutes slow
     s.write_seed(4, b"v" * 20)
-    assert card.press(4) == hotp(b"v" * 20, (T - 600) // 30)
-    s.sync_time(4, T)
+    assert card.press(4) == hotp(b"v" * 20, (T0 - 600) // 30)
+    s.sync_time(4, T0)
     assert card.profiles[4].seed == b"v" * 20
-    assert card.press(4) == hotp(b"v" * 20, T // 30)
+    assert card.press(4) == hotp(b"v" * 20, T0 // 30)
 
 
 def test_profile_out_of_range(card) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
@@ -13,28 +12,20 @@ from keyfob.otp import Algorithm, to_base32
 from keyfob.token.errors import TransportLost
 from keyfob.token.pcsc import PcscConnection, list_readers
 from keyfob.token.session import SingleProfileSession
-
-KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
+from testkit import keyfob
 
 
 def test_pyscard_sees_the_token_and_token_info_reads_it(emulator) -> None:
     emu = emulator("--model", "OTPC-P2", "--serial", "8659622000001", "--clock-offset", "-120")
     assert "Virtual PCD 00 00" in list_readers(with_card=True)
-    out = subprocess.run(
-        [*KEYFOB, "token", "info", "--reader", "Virtual PCD 00 00", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = keyfob("token", "info", "--reader", "Virtual PCD 00 00", "--json").stdout
     info = json.loads(out)
     assert info["serial"] == "8659622000001"
     assert info["model"] == "OTPC-P2-i"
     assert info["restricted_sync"] is True
     assert abs(info["offset_seconds"] + 120) <= 2
     assert abs(info["clock"] - (time.time() - 120)) <= 3
-    text = subprocess.run(
-        [*KEYFOB, "token", "info"], capture_output=True, text=True, check=True
-    ).stdout
+    text = keyfob("token", "info").stdout
     assert "OTPC-P2-i" in text and "8659622000001" in text and "erases the seed" in text
     assert emu.status()["apdus"] >= 2
 
@@ -100,11 +91,7 @@ def test_molto2_profiles_over_pcsc(emulator) -> None:
         molto2.write_config(3)
         molto2.write_seed(3, b"molto2 profile three")
         molto2.write_title(3, "VPN")
-    info = json.loads(
-        subprocess.run(
-            [*KEYFOB, "token", "info", "--json"], capture_output=True, text=True, check=True
-        ).stdout
-    )
+    info = json.loads(keyfob("token", "info", "--json").stdout)
     assert (info["family"], info["model"], info["serial"]) == ("molto2", "Molto2", "M2000042")
     assert info["profiles"] == 50
     assert info["occupied_profiles"] == [{"index": 3, "title": "VPN"}]

@@ -10,19 +10,11 @@ from keyfob.token.errors import AuthenticationFailed, BadData, NotAuthenticated,
 from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
 from keyfob.token.session import SingleProfileSession
-
-T = 1_700_000_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(T)
-
-    def __call__(self) -> float:
-        return self.now
+from testkit import T0, Clock
 
 
 def burn(model: str = "OTPC-P2", **kw):
+    """An emulated token of ``model`` on its own clock (at T0) and a session with it."""
     clock = Clock()
     card = create(by_name(model), host_clock=clock, **kw)
     return clock, card, SingleProfileSession(MemoryConnection(card))
@@ -32,12 +24,12 @@ def test_full_burn_sequence() -> None:
     _clock, card, s = burn(clock_offset=-400)
     info = s.get_info()
     assert info.model.name == "OTPC-P2-i" and info.restricted_sync is True
-    assert info.clock == T - 400
+    assert info.clock == T0 - 400
     s.authenticate()
-    s.write_config(clock=T, algorithm=Algorithm.SHA256, period=60)
+    s.write_config(clock=T0, algorithm=Algorithm.SHA256, period=60)
     s.write_seed(b"S" * 32)
-    assert s.get_info().clock == T
-    assert card.press() == hotp(b"S" * 32, T // 60, 6, Algorithm.SHA256)
+    assert s.get_info().clock == T0
+    assert card.press() == hotp(b"S" * 32, T0 // 60, 6, Algorithm.SHA256)
 
 
 def test_unknown_serial_prefix_has_no_model() -> None:

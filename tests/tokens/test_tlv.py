@@ -74,6 +74,7 @@ def test_repr_never_shows_the_value() -> None:
         (H("7001AA") + H("0B"), "1 trailing byte"),
         (H("7000") + H("0000"), "2 trailing byte"),
     ],
+    ids=["empty", "tag only", "value cut short", "length past the end", "1 byte after", "2 after"],
 )
 def test_malformed_single_tlv(raw: bytes, words: str) -> None:
     with pytest.raises(TlvError, match=words) as err:
@@ -110,7 +111,11 @@ def test_repeated_tag() -> None:
         Tlv.parse_dict(H("0A0101") + H("0A0102"))
 
 
-@pytest.mark.parametrize(("tag", "value"), [(0x100, b""), (-1, b""), (0x70, bytes(0x100))])
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    [(0x100, b""), (-1, b""), (0x70, bytes(0x100))],
+    ids=["tag over a byte", "negative tag", "value over 255 bytes"],
+)
 def test_what_cannot_be_encoded_is_refused(tag: int, value: bytes) -> None:
     with pytest.raises(TlvError):
         Tlv(tag, value)
@@ -151,6 +156,7 @@ SYNC = H("81060F046553F100")
         ),
         (SYNC, p.ConfigLayout.SYNC, p.WireConfig(T)),
     ],
+    ids=["single profile", "molto2", "time sync"],
 )
 def test_config_layouts_round_trip(raw: bytes, layout: p.ConfigLayout, config) -> None:
     assert config.encode() == raw
@@ -181,6 +187,22 @@ def test_builders_are_the_config_codec() -> None:
         (H("81131F01010F046553F10086060A01010D011E") + H("FF00"), "byte for byte"),  # unknown
         (H("810E1F01010F046553F10086030A0101"), "byte for byte"),  # algorithm, no step
         (H("810B1F01010F046553F1008600"), "byte for byte"),  # empty parameter container
+    ],
+    ids=[
+        "cut short",
+        "trailing byte",
+        "wrong outer tag",
+        "unknown display timeout",
+        "unknown algorithm",
+        "45 s step",
+        "7 digits",
+        "3-byte clock",
+        "no clock",
+        "repeated tag",
+        "clock first",
+        "unknown tag after",
+        "algorithm without step",
+        "empty parameters",
     ],
 )
 def test_config_malformed_shapes(raw: bytes, words: str) -> None:
@@ -266,6 +288,7 @@ def test_loggable_is_decided_by_the_builder() -> None:
         (bytes(80), "80 bytes"),
         (ecb_encrypt(K, bytes(16)), "padding"),
     ],
+    ids=["empty", "not whole blocks", "over 64 bytes", "bad padding"],
 )
 def test_payload_open_refuses(ciphertext: bytes, words: str) -> None:
     with pytest.raises(BadData, match=words):

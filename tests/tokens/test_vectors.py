@@ -150,3 +150,5 @@ def test_plain_command_framing() -> None:
     assert p.read_public_block(0x31).to_bytes() == H("804100310170")
     assert p.delete_seed(0x63).to_bytes() == H("80E6006300")
     assert p.factory_reset().to_bytes() == H("8056000000")
+    assert p.screen_lock(True).to_bytes() == H("80D80C0200")  # M2T §5.5: molto2.py --lock
+    assert p.screen_lock(False).to_bytes() == H("80D80C020101")  # --unlock

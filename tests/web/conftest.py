@@ -5,33 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from keyfob.server.api.app import create_app
-from keyfob.server.context import open_context
-from keyfob.server.settings import Settings
+from testkit import T0, Clock, ThreadedServer
 
 STRICT = os.environ.get("KEYFOB_STRICT") == "1"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0 + 5
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _chromium() -> str:
@@ -73,40 +55,11 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    def __init__(self, tmp: Path) -> None:
-        self.clock = Clock()
-        self.ctx = open_context(
-            Settings(db=f"sqlite:///{tmp / 'web.db'}", key_file=tmp / "web.key"), clock=self.clock
-        )
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(self.ctx), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            assert time.time() < deadline, "the server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.ctx.engine.dispose()
-
-
 @pytest.fixture
-def live(tmp_path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path)
+def live(tmp_path, clock: Clock) -> Iterator[ThreadedServer]:
+    """A keyfob server in a thread on the test's clock, 5 s into a 30 s step."""
+    clock.set(T0 + 5)
+    server = ThreadedServer(tmp_path, clock, "web")
     yield server
     server.stop()
 

@@ -6,6 +6,7 @@ import base64
 import re
 
 from keyfob.burn.burner import BurnOptions, burn
+from keyfob.burn.ui import SilentUi
 from keyfob.formats import qr
 from keyfob.otp import parse_otpauth, parse_secret
 from keyfob.server import accounts
@@ -13,22 +14,12 @@ from keyfob.server.validation import validate
 from keyfob.token.emulator import create
 from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
+from testkit import wrong_code
 
 from .conftest import ARTIFACTS, shot
 
 PASSWORD = "first-time-password"
 NEW_PASSWORD = "my-own-password-42"
-
-
-class QuietUi:
-    def say(self, message: str) -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        pass
-
-    def ask_code(self, prompt: str) -> str:
-        raise AssertionError("no prompt expected")
 
 
 def sign_in(page, live, username: str, password: str) -> None:
@@ -97,7 +88,7 @@ def test_hardware_token_enrolment_with_an_emulated_token(page, live) -> None:
     page.locator("figure.qr").screenshot(path=str(png))
     cred = parse_otpauth(qr.decode_image(png)[0])
     card = create(by_name("C302"), host_clock=live.clock, clock_offset=-3600)
-    result = burn(MemoryConnection(card), cred, BurnOptions(), QuietUi(), live.clock)
+    result = burn(MemoryConnection(card), cred, BurnOptions(), SilentUi(), live.clock)
     page.get_by_label("Token serial number").fill(result.serial)
     page.get_by_label("Code shown by the token").fill(card.press())
     page.get_by_role("button", name="Verify now").click()
@@ -152,8 +143,9 @@ def test_admin_imports_assigns_unlocks_and_audits(page, live, tmp_path) -> None:
     assert "carol@example.com" in page.locator("table.tokens").inner_text()
     shot(page, "admin-tokens")
 
+    wrong = wrong_code(b"12345678901234567890", at=live.clock.now)  # GOOD-1's seed
     for _ in range(5):  # carol's token gets locked by wrong codes
-        validate(live.ctx, "carol@example.com", "000000")
+        assert validate(live.ctx, "carol@example.com", wrong).reason == "wrong_code"
     page.goto(f"{live.url}/admin/users/carol@example.com")
     assert "locked" in page.content()
     shot(page, "admin-user-locked")
@@ -242,6 +234,7 @@ def test_phone_layout(browser, live) -> None:
 def test_claim_resync_and_remove_a_classic_token_keyboard_only(page, live) -> None:
     from keyfob.otp import hotp
     from keyfob.server import inventory
+    from keyfob.server.store.records import TokenFilter
 
     key = b"classic-token-seed!!"
     inventory.import_seeds(
@@ -265,7 +258,7 @@ def test_claim_resync_and_remove_a_classic_token_keyboard_only(page, live) -> No
     page.goto(f"{live.url}/methods/claim")
     shot(page, "claim")
     page.get_by_label("Serial number").fill("HW-77")
-    page.get_by_label("Code shown").fill("000000")
+    page.get_by_label("Code shown").fill(wrong_code(key, step=step))
     page.get_by_role("button", name="Add token").click()
     assert "serial or code not accepted" in page.content()
     page.get_by_label("Code shown").fill(hotp(key, step))
@@ -292,5 +285,5 @@ def test_claim_resync_and_remove_a_classic_token_keyboard_only(page, live) -> No
     page.wait_for_url(re.compile(r".*/\?notice=removed"))
     assert "no sign-in method yet" in page.content()
     # A classic token goes back to the inventory, it is not destroyed.
-    stock = inventory.list_inventory(live.ctx, serial="HW-77")["items"]
-    assert stock[0]["owner"] is None and stock[0]["drift_steps"] == 41
+    stock = inventory.list_inventory(live.ctx, TokenFilter(serial="HW-77")).items
+    assert stock[0].owner is None and stock[0].verification.drift == 41

@@ -183,8 +183,8 @@ def _burn_molto2(
         index, clock=int(clock()), algorithm=cred.algorithm, digits=cred.digits, period=cred.period
     )
     session.write_seed(index, cred.secret)
-    title = (opts.title or cred.issuer or cred.account or "keyfob").encode("utf-8")[:12]
-    session.write_title(index, title.decode("utf-8", errors="ignore") or "keyfob")
+    label = (opts.title or cred.issuer or cred.account or "keyfob").encode("utf-8")[:12]
+    session.write_title(index, label.decode("utf-8", errors="ignore") or "keyfob")
     back = session.read_profile(index)
     if not back.occupied or back.digits != cred.digits or back.period != cred.period:
         raise BurnFailed(

@@ -13,7 +13,7 @@ class CheckResult:
     step_offset: int | None  # -1 previous, 0 current, +1 next (None: no match)
 
     def describe(self, period: int) -> str:
-        if not self.ok:
+        if not self.ok or self.step_offset is None:
             return "the code does not match the burned secret at any nearby time"
         if self.step_offset == 0:
             return "the token shows the current code: its clock is right"

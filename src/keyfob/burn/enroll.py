@@ -6,7 +6,7 @@ forgotten, never written to disk.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -54,20 +54,21 @@ class EnrollClient:
             raise _refusal(resp)
         return resp.json() if resp.content else None
 
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        # the server's JSON object (Any from httpx); flow.py checks each field it reads
+        return cast(dict[str, Any], self._call("POST", path, json=body))
+
     def begin(
         self, user: str, label: str = "Hardware token", *, period: int = 30, algorithm: str = "SHA1"
     ) -> dict[str, Any]:
-        return self._call(
-            "POST",
+        return self._post(
             f"/api/v1/users/{user}/tokens",
-            json={"kind": "programmable", "label": label, "period": period, "algorithm": algorithm},
+            {"kind": "programmable", "label": label, "period": period, "algorithm": algorithm},
         )
 
     def verify(self, user: str, token_id: str, code: str, serial: str) -> dict[str, Any]:
-        return self._call(
-            "POST",
-            f"/api/v1/users/{user}/tokens/{token_id}/verify",
-            json={"code": code, "serial": serial},
+        return self._post(
+            f"/api/v1/users/{user}/tokens/{token_id}/verify", {"code": code, "serial": serial}
         )
 
     def cancel(self, user: str, token_id: str) -> bool:

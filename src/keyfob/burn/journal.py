@@ -77,7 +77,8 @@ class Journal:
     def serial_owner(self, serial: str) -> str | None:
         for e in self.entries:
             if e.get("status") == "done" and e.get("serial") == serial:
-                return e["user"]
+                owner: str = e["user"]  # a JSON row that record() wrote: "user" is a str
+                return owner
         return None
 
     def record(self, entry: dict[str, Any], secret: bytes | None = None) -> None:

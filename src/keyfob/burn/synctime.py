@@ -38,17 +38,17 @@ def sync_time(
     found = probe(conn, read_profiles=False)
     info = found.info
     if found.family is Family.MOLTO2:
-        session = Molto2Session(conn, customer_key)
-        profiles = session.profiles(100)
+        molto2 = Molto2Session(conn, customer_key)
+        profiles = molto2.profiles(100)
         targets = [profile] if profile is not None else [p.index for p in profiles if p.occupied]
         if not targets:
             raise SyncRefused("no profile of this Molto2 holds a seed", hint="nothing to sync")
-        before = {i: profiles[i].clock - int(clock()) for i in targets}
-        session.authenticate()
+        offsets = {i: profiles[i].clock - int(clock()) for i in targets}
+        molto2.authenticate()
         for i in targets:
-            session.sync_time(i, int(clock()))
-            ui.say(f"profile {i}: corrected {-before[i]:+d} s")
-        return SyncResult(info.serial, "Molto2", {i: -before[i] for i in targets})
+            molto2.sync_time(i, int(clock()))
+            ui.say(f"profile {i}: corrected {-offsets[i]:+d} s")
+        return SyncResult(info.serial, "Molto2", {i: -offsets[i] for i in targets})
     if info.model is None:
         raise UnknownModel(
             f"serial {info.serial} is not a known programmable token model",

@@ -6,16 +6,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from keyfob.cli import backup as backup_cli
+from keyfob.cli.admin_common import ACTOR, DbOpt, JsonOpt, KeyFileOpt, admin_context
 from keyfob.cli.common import print_json
+from keyfob.cli.directory import directory_app
+from keyfob.cli.radius import client_app as radius_client_app
 from keyfob.server import accounts, inventory
-from keyfob.server.context import ServerContext, open_context
+from keyfob.server.inputs import filter_word
 from keyfob.server.keyrotation import rotate_key
-from keyfob.server.settings import DEFAULT_DB, Settings
-from keyfob.server.views import api_key_view, user_view
+from keyfob.server.settings import DEFAULT_DB
+from keyfob.server.store.records import TokenFilter
+from keyfob.server.store.vocab import TokenKind, TokenStatus
+from keyfob.server.views import api_key_view, token_view, tokens_view, user_view
 
 app = typer.Typer(help="Administer users, API keys, tokens and keys.", no_args_is_help=True)
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
@@ -24,31 +30,15 @@ tokens_app = typer.Typer(help="The token inventory.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tokens_app, name="tokens")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-ACTOR = "cli:" + os.environ.get("USER", "admin")
+app.add_typer(radius_client_app, name="radius-client")
+app.add_typer(directory_app, name="directory")
+app.command("backup")(backup_cli.backup)  # cli/backup.py: encrypted SQLite backups
+app.command("restore")(backup_cli.restore)
 
 
 @app.callback()
-def _options(
-    ctx: typer.Context,
-    db: Annotated[str, typer.Option("--db", envvar="KEYFOB_DB", help="Database URL.")] = DEFAULT_DB,
-    key_file: Annotated[
-        Path | None, typer.Option(envvar="KEYFOB_KEY_FILE", help="Master key file.")
-    ] = None,
-) -> None:
-    ctx.obj = {"db": db, "key_file": key_file}
-
-
-def _context(ctx: typer.Context) -> ServerContext:
-    root = ctx.find_root()
-    opts: dict[str, Any] = {}
-    for c in (ctx, ctx.parent, root):
-        if c is not None and isinstance(c.obj, dict):
-            opts = c.obj
-            break
-    settings = Settings(db=opts.get("db", DEFAULT_DB), key_file=opts.get("key_file"))
-    return open_context(settings)
+def _options(ctx: typer.Context, db: DbOpt = DEFAULT_DB, key_file: KeyFileOpt = None) -> None:
+    ctx.obj = {"db": db, "key_file": key_file}  # read back by admin_common.admin_settings
 
 
 # --- users -------------------------------------------------------------------------------
@@ -73,7 +63,7 @@ def user_add(
     generated = password is None
     password = password or accounts.generate_password()
     user = accounts.create_user(
-        _context(ctx),
+        admin_context(ctx),
         username,
         password=password,
         role=role,
@@ -94,7 +84,7 @@ def user_add(
 @user_app.command("list")
 def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List users."""
-    users = accounts.list_users(_context(ctx))
+    users = accounts.list_users(admin_context(ctx))
     if as_json:
         print_json([user_view(u) for u in users])
         return
@@ -106,14 +96,14 @@ def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @user_app.command("disable")
 def user_disable(ctx: typer.Context, username: str) -> None:
     """Disable a user (validation then rejects every code)."""
-    user = accounts.set_disabled(_context(ctx), username, True, actor=ACTOR)
+    user = accounts.set_disabled(admin_context(ctx), username, True, actor=ACTOR)
     typer.echo(f"disabled {user.username}")
 
 
 @user_app.command("enable")
 def user_enable(ctx: typer.Context, username: str) -> None:
     """Enable a disabled user."""
-    user = accounts.set_disabled(_context(ctx), username, False, actor=ACTOR)
+    user = accounts.set_disabled(admin_context(ctx), username, False, actor=ACTOR)
     typer.echo(f"enabled {user.username}")
 
 
@@ -128,7 +118,7 @@ def apikey_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key; it is shown once."""
-    key, secret = accounts.create_api_key(_context(ctx), name, role, actor=ACTOR)
+    key, secret = accounts.create_api_key(admin_context(ctx), name, role, actor=ACTOR)
     if as_json:
         print_json({"name": key.name, "role": key.role, "key": secret})
     else:
@@ -139,7 +129,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List API keys (never the keys themselves)."""
-    keys = [api_key_view(k) for k in accounts.list_api_keys(_context(ctx))]
+    keys = [api_key_view(k) for k in accounts.list_api_keys(admin_context(ctx))]
     if as_json:
         print_json(keys)
         return
@@ -161,7 +151,7 @@ def apikey_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key: every running server refuses it from its next request."""
-    revoked = api_key_view(accounts.revoke_api_key(_context(ctx), key, actor=ACTOR))
+    revoked = api_key_view(accounts.revoke_api_key(admin_context(ctx), key, actor=ACTOR))
     if as_json:
         print_json(revoked)
     else:
@@ -190,18 +180,14 @@ def tokens_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a seed file, all or nothing; re-importing is idempotent by serial."""
-    try:
-        key_bytes = bytes.fromhex(key) if key else None
-    except ValueError:
-        raise typer.BadParameter("--key must be hex digits") from None
     with file.open("rb") as stream:  # read as it goes: a 20 MB CSV is never in memory whole
         report = inventory.import_seeds(
-            _context(ctx),
+            admin_context(ctx),
             stream,
             fmt=fmt,
             source=file.name,
             password=password,
-            key=key_bytes,
+            key=key,
             mac_check=mac_check,
             dry_run=dry_run,
             actor=ACTOR,
@@ -242,7 +228,7 @@ def tokens_export(
 ) -> None:
     """Export classic tokens: Entra CSV (upload to Azure) or encrypted PSKC."""
     data = inventory.export(
-        _context(ctx), fmt, password=password, assigned_only=assigned_only, actor=ACTOR
+        admin_context(ctx), fmt, password=password, assigned_only=assigned_only, actor=ACTOR
     )
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -261,14 +247,15 @@ def tokens_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List tokens with owner, state, drift and last use."""
-    data = inventory.list_inventory(
-        _context(ctx),
-        state=state,
-        kind=kind,
-        owner=owner,
+    hint = "see keyfob admin tokens list --help"
+    where = TokenFilter(
+        filter_word(TokenStatus, state, "state", hint=hint),
+        filter_word(TokenKind, kind, "kind", hint=hint),
+        owner,
         assigned=False if unassigned else None,
-        limit=limit,
     )
+    server = admin_context(ctx)
+    data = tokens_view(inventory.list_inventory(server, where, limit=limit), server.now())
     if as_json:
         print_json(data)
         return
@@ -285,28 +272,30 @@ def tokens_list(
 @tokens_app.command("assign")
 def tokens_assign(ctx: typer.Context, serial: str, username: str) -> None:
     """Assign an inventory token to a user."""
-    inventory.assign(_context(ctx), serial, username, actor=ACTOR)
+    inventory.assign(admin_context(ctx), serial, username, actor=ACTOR)
     typer.echo(f"assigned {serial} to {username}")
 
 
 @tokens_app.command("unassign")
 def tokens_unassign(ctx: typer.Context, serial: str) -> None:
     """Return a token to the inventory (for re-use when its owner leaves)."""
-    inventory.unassign(_context(ctx), serial, actor=ACTOR)
+    inventory.unassign(admin_context(ctx), serial, actor=ACTOR)
     typer.echo(f"unassigned {serial}")
 
 
 @tokens_app.command("unlock")
 def tokens_unlock(ctx: typer.Context, serial: str) -> None:
     """Clear a token's lockout."""
-    inventory.unlock_token(_context(ctx), serial, actor=ACTOR)
+    inventory.unlock_token(admin_context(ctx), serial, actor=ACTOR)
     typer.echo(f"unlocked {serial}")
 
 
 @tokens_app.command("resync")
 def tokens_resync(ctx: typer.Context, serial: str, code1: str, code2: str) -> None:
     """Resynchronise a token with two consecutive codes."""
-    view = inventory.resync_token(_context(ctx), serial, code1, code2, actor=ACTOR)
+    server = admin_context(ctx)
+    token = inventory.resync_token(server, serial, code1, code2, actor=ACTOR)
+    view = token_view(token, server.now())
     typer.echo(f"resynchronised {serial}: drift {view['drift_seconds']:+d}s")
 
 
@@ -328,6 +317,6 @@ def rotate(
     run it again. With KEYFOB_MASTER_KEY, give the new key in KEYFOB_NEW_MASTER_KEY and start
     the servers with KEYFOB_MASTER_KEY=<new>,<old> first."""
     report = rotate_key(
-        _context(ctx), new_env_key=os.environ.get("KEYFOB_NEW_MASTER_KEY"), wait=wait
+        admin_context(ctx), new_env_key=os.environ.get("KEYFOB_NEW_MASTER_KEY"), wait=wait
     )
     typer.echo(json.dumps(report.as_dict()))

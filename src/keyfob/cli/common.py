@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -39,6 +41,31 @@ def read_argument(value: str) -> str:
     if value == "-":
         return sys.stdin.read().strip()
     return value
+
+
+def first_line(path: Path, what: str) -> str:
+    """The first line of a file that holds a secret (``what``: which one, for the error)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeyfobError(
+            f"cannot read the {what} file {path}: {exc.strerror}",
+            hint=f"give a file holding the {what} on its first line",
+        ) from None
+    lines = text.splitlines()
+    return lines[0] if lines else ""
+
+
+def read_secret(what: str, path: Path | None, env: str, *, confirm: bool = False) -> str:
+    """A secret from a file (its first line), else the environment variable ``env``, else a
+    hidden prompt: never from a command-line argument, which other users can read in the process
+    list."""
+    if path is not None:
+        return first_line(path, what)
+    if os.environ.get(env):
+        return os.environ[env]
+    text: str = typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=confirm)
+    return text
 
 
 def print_json(data: Any) -> None:

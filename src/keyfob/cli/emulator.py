@@ -49,6 +49,8 @@ def _panel(card: Card, shown: str, shown_at: float) -> Panel:
     table.add_row("clock", f"{clock}  ({offset:+.1f} s, {status['drift_ppm']:g} ppm)")
     visible = shown if time.time() - shown_at < 30 else "—"
     table.add_row("display", f"[bold]{visible}[/bold]")
+    if status.get("screen_locked"):
+        table.add_row("screen", "locked (keyfob token unlock)")
     table.add_row("APDUs", str(status["apdus"]))
     return Panel(table, title="keyfob emulator", subtitle="Enter: press the button · Ctrl-C: quit")
 

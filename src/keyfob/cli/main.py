@@ -42,6 +42,10 @@ COMMANDS: dict[str, CommandSpec] = {
     "emulator": CommandSpec("keyfob.cli.emulator", "app", "Run an emulated programmable token."),
     "token": CommandSpec("keyfob.cli.token", "app", "Talk to a programmable token over PC/SC."),
     "burn": CommandSpec("keyfob.cli.burn", "app", "Write a seed into programmable tokens."),
+    "convert": CommandSpec("keyfob.cli.convert", "convert_cmd", "Convert seed files."),
+    "probe-skew": CommandSpec("keyfob.cli.probe", "probe_skew", "Probe a verifier's skew."),
+    "drift": CommandSpec("keyfob.cli.drift", "drift", "Measure a token's clock drift."),
+    "radius": CommandSpec("keyfob.cli.radius", "radius", "Run the RADIUS server on its own."),
 }
 
 
@@ -49,6 +53,7 @@ def create_command(name: str) -> Command:
     """Import the command's module and turn its typer object into a click command."""
     spec = COMMANDS[name]
     obj = getattr(importlib.import_module(spec.module), spec.attribute)
+    command: Command
     if isinstance(obj, typer.Typer):
         command = typer.main.get_group(obj)
     else:

@@ -9,17 +9,21 @@ from typing import Annotated, Any
 import typer
 
 from keyfob.burn.burner import BurnOptions, burn
+from keyfob.burn.screenlock import set_screen_lock
 from keyfob.burn.source import credential_from
 from keyfob.burn.synctime import sync_time
 from keyfob.cli.burn import CliUi
 from keyfob.cli.common import print_json
+from keyfob.cli.survey import survey
 from keyfob.otp import Algorithm
 from keyfob.token import trace
+from keyfob.token.crypto import MOLTO2_DEFAULT_CUSTOMER_KEY
 from keyfob.token.models import Family
 from keyfob.token.pcsc import PcscConnection, list_readers
 from keyfob.token.probe import probe
 
 app = typer.Typer(help="Programmable tokens on a PC/SC reader.", no_args_is_help=True)
+app.command("survey")(survey)
 
 VerboseOpt = Annotated[
     bool,
@@ -159,9 +163,13 @@ def sync_time_cmd(
                         }
                     )
                 return
-        kwargs = {"customer_key": customer_key.encode()} if customer_key else {}
         synced = sync_time(
-            conn, ui, profile=profile, algorithm=Algorithm.parse(algorithm), period=period, **kwargs
+            conn,
+            ui,
+            profile=profile,
+            algorithm=Algorithm.parse(algorithm),
+            period=period,
+            customer_key=customer_key.encode() if customer_key else MOLTO2_DEFAULT_CUSTOMER_KEY,
         )
     if as_json:
         print_json(
@@ -172,3 +180,27 @@ def sync_time_cmd(
                 "corrected": {str(k): v for k, v in synced.corrected.items()},
             }
         )
+
+
+CustomerKeyOpt = Annotated[
+    str | None, typer.Option(help="Molto2 customer key (default: the factory key).")
+]
+
+
+@app.command("lock")
+def lock(reader: ReaderOpt = None, customer_key: CustomerKeyOpt = None) -> None:
+    """Lock the screen of a Molto2 with firmware 2.1 or later."""
+    _screen_lock(reader, customer_key, locked=True)
+
+
+@app.command("unlock")
+def unlock(reader: ReaderOpt = None, customer_key: CustomerKeyOpt = None) -> None:
+    """Unlock the screen of a Molto2 with firmware 2.1 or later."""
+    _screen_lock(reader, customer_key, locked=False)
+
+
+def _screen_lock(reader: str | None, customer_key: str | None, *, locked: bool) -> None:
+    key = customer_key.encode() if customer_key else MOLTO2_DEFAULT_CUSTOMER_KEY
+    with PcscConnection(reader, wait=5) as conn:
+        result = set_screen_lock(conn, locked, customer_key=key)
+    typer.echo(f"Molto2 {result.serial}: screen {'locked' if result.locked else 'unlocked'}")

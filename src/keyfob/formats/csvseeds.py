@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from keyfob.errors import KeyfobError, SeedFileError
-from keyfob.formats.seeds import RowError, SeedFile, SeedItem, SeedRecord
+from keyfob.formats.seeds import SeedFile, SeedItem, SeedRecord, numbered_rows
 from keyfob.otp import Algorithm, OtpType, parse_secret, to_base32
 
 ENTRA_HEADER = ["upn", "serial number", "secret key", "time interval", "manufacturer", "model"]
@@ -38,6 +38,15 @@ def text_stream(data: TextSource, *, newline: str | None = "", errors: str = "st
         return io.StringIO(data.removeprefix("\ufeff"), newline=newline)
     raw = io.BytesIO(data) if isinstance(data, bytes) else data
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors=errors, newline=newline)
+
+
+def content_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(line number, stripped text) of the lines that hold something: blank lines and ``#``
+    comments are skipped, and still counted."""
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            yield number, line
 
 
 def _decoded(lines: Iterable[str]) -> Iterator[str]:
@@ -89,9 +98,13 @@ def _entra_columns(reader: Iterator[list[str]]) -> dict[str, int]:
 
 def iter_entra_csv(data: TextSource) -> Iterator[SeedItem]:
     """The Entra CSV's rows in file order, read as they are consumed."""
+    return numbered_rows(_entra_rows(data), _entra_record)
+
+
+def _entra_rows(data: TextSource) -> Iterator[tuple[int, Callable[[str], str]]]:
+    """After the header: (line where the row starts, its cells by column name), non-blank rows."""
     reader = csv.reader(_decoded(text_stream(data)))
     col = _entra_columns(reader)
-    seen: dict[str, int] = {}
     prev_end = reader.line_num
     for row in reader:
         line = prev_end + 1
@@ -103,17 +116,7 @@ def iter_entra_csv(data: TextSource) -> Iterator[SeedItem]:
             i = col.get(name)
             return restore(row[i].strip()) if i is not None and i < len(row) else ""
 
-        try:
-            record = _entra_record(get, f"line {line}")
-            if record.serial in seen:
-                raise KeyfobError(
-                    f"serial {record.serial} already appears on line {seen[record.serial]}"
-                )
-        except KeyfobError as exc:
-            yield RowError(f"line {line}", exc.message, exc.hint)
-            continue
-        seen[record.serial] = line
-        yield record
+        yield line, get
 
 
 def _entra_secret(text: str) -> bytes:
@@ -185,23 +188,8 @@ def read_oath_csv(data: TextSource) -> SeedFile:
 
 def iter_oath_csv(data: TextSource) -> Iterator[SeedItem]:
     """The OATH CSV's rows in file order, read as they are consumed."""
-    seen: dict[str, int] = {}
-    for number, raw in enumerate(_decoded(text_stream(data, newline=None)), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"line {number}"
-        try:
-            record = _oath_record([c.strip() for c in next(csv.reader([line]))], where)
-            if record.serial in seen:
-                raise KeyfobError(
-                    f"serial {record.serial} already appears on line {seen[record.serial]}"
-                )
-        except KeyfobError as exc:
-            yield RowError(where, exc.message, exc.hint)
-            continue
-        seen[record.serial] = number
-        yield record
+    lines = content_lines(_decoded(text_stream(data, newline=None)))
+    return numbered_rows(lines, _oath_record)
 
 
 def _whole(text: str, name: str) -> int:
@@ -211,7 +199,8 @@ def _whole(text: str, name: str) -> int:
     return int(text)
 
 
-def _oath_record(cols: list[str], where: str) -> SeedRecord:
+def _oath_record(line: str, where: str) -> SeedRecord:
+    cols = [c.strip() for c in next(csv.reader([line]))]
     if len(cols) < 2:
         raise KeyfobError("expected at least: serial, hex key")
     serial, key_text = cols[0], cols[1]

@@ -45,6 +45,11 @@ def _screen(data: bytes) -> None:
         ) from None
     except safe_xml.ParseError as exc:
         raise SeedFileError(f"PSKC file is not well-formed XML ({exc})") from None
+    except (LookupError, ValueError):  # expat: an unknown or multi-byte encoding="…" (fuzzing)
+        raise SeedFileError(
+            "PSKC file declares an encoding that does not exist",
+            hint='save the file as UTF-8 (encoding="UTF-8" in its first line)',
+        ) from None
 
 
 def _otp_type(algorithm: str | None) -> OtpType | None:
@@ -193,6 +198,10 @@ def _open(data: bytes, password: str | None, key: bytes | None) -> Any:
         raise SeedFileError(f"not a valid PSKC file: {exc}") from None
     except PSKCError as exc:
         raise SeedFileError(f"cannot read the PSKC file: {exc}") from None
+    except (ValueError, TypeError) as exc:  # e.g. bad base64 in a PlainValue (found by fuzzing)
+        raise SeedFileError(
+            f"not a valid PSKC file: a value cannot be read ({type(exc).__name__})"
+        ) from None
     if not container.encryption.is_encrypted:
         return container
     if password is not None:
@@ -256,6 +265,26 @@ def write_pskc(records: list[SeedRecord], password: str, *, iterations: int = 10
     """An encrypted PSKC container (PBKDF2 password, AES-256-CBC, HMAC-SHA256 ValueMACs)."""
     if len(password) < 8:
         raise SeedFileError("the export password is too short", hint="use at least 8 characters")
+    container = _container(records)
+    container.encryption.setup_pbkdf2(
+        password, iterations=iterations, algorithm="aes256-cbc", key_length=32
+    )
+    container.mac.setup(algorithm="hmac-sha256")
+    out = io.BytesIO()
+    container.write(out)
+    return out.getvalue()
+
+
+def write_plain_pskc(records: list[SeedRecord]) -> bytes:
+    """A PSKC container with the secrets in the clear: only for ``keyfob convert`` from an
+    input that was itself unprotected (it never weakens what it was given)."""
+    out = io.BytesIO()
+    _container(records).write(out)
+    return out.getvalue()
+
+
+def _container(records: list[SeedRecord]) -> Any:
+    """One python-pskc key per record; the label, when there is one, as FriendlyName."""
     container = pskc.PSKC()
     for rec in records:
         algorithm = (
@@ -281,10 +310,6 @@ def write_pskc(records: list[SeedRecord], password: str, *, iterations: int = 10
             k.time_drift = rec.drift
         if rec.model:
             k.model = rec.model
-    container.encryption.setup_pbkdf2(
-        password, iterations=iterations, algorithm="aes256-cbc", key_length=32
-    )
-    container.mac.setup(algorithm="hmac-sha256")
-    out = io.BytesIO()
-    container.write(out)
-    return out.getvalue()
+        if rec.label:
+            k.friendly_name = rec.label
+    return container

@@ -105,12 +105,13 @@ def _open(source: Path | bytes) -> Image.Image:
     return ImageOps.exif_transpose(img).convert("L")
 
 
+_QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+
+
 def _scan(img: Image.Image, binarizer: zxingcpp.Binarizer) -> list[str]:
     return [
         r.text
-        for r in zxingcpp.read_barcodes(
-            img, formats=zxingcpp.BarcodeFormat.QRCode, binarizer=binarizer
-        )
+        for r in zxingcpp.read_barcodes(img, formats=_QR_ONLY, binarizer=binarizer)
         if r.valid
     ]
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from enum import StrEnum
-from typing import IO
+from typing import IO, ParamSpec
 
 from keyfob.errors import SeedFileError
 from keyfob.formats.csvseeds import is_entra_header, iter_entra_csv, iter_oath_csv
@@ -74,13 +75,18 @@ def stream_seed_file(
     return SeedStream("oath-csv", iter_oath_csv(stream))
 
 
-def read_seed_file(
-    data: bytes | IO[bytes],
-    fmt: SeedFormat | str | None = None,
-    *,
-    password: str | None = None,
-    key: bytes | None = None,
-    mac_check: MacCheck | str = MacCheck.STRICT,
-) -> SeedFile:
-    """Any supported seed file, whole; file-level problems raise, row-level ones are collected."""
-    return stream_seed_file(data, fmt, password=password, key=key, mac_check=mac_check).collect()
+_Args = ParamSpec("_Args")
+
+
+def _whole(stream: Callable[_Args, SeedStream]) -> Callable[_Args, SeedFile]:
+    """A reader with the stream reader's arguments that reads every row before it returns."""
+
+    def read(*args: _Args.args, **kwargs: _Args.kwargs) -> SeedFile:
+        return stream(*args, **kwargs).collect()
+
+    return read
+
+
+read_seed_file = _whole(stream_seed_file)
+"""Any supported seed file, whole (the arguments of :func:`stream_seed_file`); file-level
+problems raise, row-level ones are collected."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from keyfob.errors import KeyfobError
 from keyfob.otp import Algorithm, OtpType
@@ -89,9 +90,6 @@ class SeedRecord:
     label: str | None = None
     where: str = ""
 
-    def replace(self, **changes: object) -> SeedRecord:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
     def checked(self) -> SeedRecord:
         """This record, if every value fits the inventory's columns and the OTP limits; else a
         KeyfobError naming the field (never the secret). Readers call it on every row."""
@@ -103,7 +101,7 @@ class SeedRecord:
         _check_range(self.counter, 0, MAX_COUNTER, "counter")
         _check_range(self.drift, -MAX_DRIFT, MAX_DRIFT, "time drift", " steps")
         upn = None if self.upn is None else check_username(self.upn, "upn")
-        return self if upn == self.upn else self.replace(upn=upn)
+        return self if upn == self.upn else dataclasses.replace(self, upn=upn)
 
 
 @dataclass(frozen=True)
@@ -122,6 +120,30 @@ class RowWarning(RowError):
 
 SeedItem = SeedRecord | RowError
 """What a reader yields, in file order: a good record, a refused row, or a warning."""
+
+Row = TypeVar("Row")
+
+
+def numbered_rows(
+    rows: Iterable[tuple[int, Row]], read: Callable[[Row, str], SeedRecord]
+) -> Iterator[SeedItem]:
+    """The line-numbered rows of a text format (CSV, URI list) as a reader yields them: each
+    ``read(row, "line N")`` record, or a :class:`RowError` at ``line N`` with what ``read``
+    refused, or the serial that an earlier line already gave."""
+    seen: dict[str, int] = {}
+    for number, row in rows:
+        where = f"line {number}"
+        try:
+            record = read(row, where)
+            if record.serial in seen:
+                raise KeyfobError(
+                    f"serial {record.serial!r} already appears on line {seen[record.serial]}"
+                )
+        except KeyfobError as exc:
+            yield RowError(where, exc.message, exc.hint)
+            continue
+        seen[record.serial] = number
+        yield record
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,14 @@ class Credential:
     ) -> Credential:
         """The same credential with what the user typed on the command line winning over what
         the URI said (checked like any other value)."""
-        changes: dict[str, object] = {}
-        if algorithm is not None:
-            changes["algorithm"] = Algorithm.parse(algorithm)
-        if digits is not None:
-            changes["digits"] = check_digits(digits)
-        if period is not None:
-            changes["period"] = check_period(period)
-        return dataclasses.replace(self, **changes) if changes else self  # type: ignore[arg-type]
+        if algorithm is None and digits is None and period is None:
+            return self
+        return dataclasses.replace(
+            self,
+            algorithm=self.algorithm if algorithm is None else Algorithm.parse(algorithm),
+            digits=self.digits if digits is None else check_digits(digits),
+            period=self.period if period is None else check_period(period),
+        )
 
     @property
     def label(self) -> str:

@@ -108,19 +108,19 @@ def _credential(msg: bytes, index: int) -> Credential:
     algo = digits = otp_type = counter = 0
     for number, wire, value in _fields(msg):
         if number == 1 and wire == 2:
-            secret = bytes(value)  # type: ignore[arg-type]
+            secret = bytes(value)
         elif number == 2 and wire == 2:
             name = _text(value, "name")
         elif number == 3 and wire == 2:
             issuer = _text(value, "issuer")
         elif number == 4 and wire == 0:
-            algo = int(value)  # type: ignore[arg-type]
+            algo = int(value)
         elif number == 5 and wire == 0:
-            digits = int(value)  # type: ignore[arg-type]
+            digits = int(value)
         elif number == 6 and wire == 0:
-            otp_type = int(value)  # type: ignore[arg-type]
+            otp_type = int(value)
         elif number == 7 and wire == 0:
-            counter = int(value)  # type: ignore[arg-type]
+            counter = int(value)
     where = f"account {index + 1}" + (f" ({name})" if name else "")
     if algo not in _ALGORITHMS:
         kind = "MD5" if algo == 4 else f"algorithm code {algo}"
@@ -194,9 +194,9 @@ def decode_migration(uri: str) -> MigrationBatch:
     try:
         for number, wire, value in _fields(raw):
             if number == 1 and wire == 2:
-                creds.append(_credential(bytes(value), len(creds)))  # type: ignore[arg-type]
+                creds.append(_credential(bytes(value), len(creds)))
             elif wire == 0 and number in (2, 3, 4, 5):
-                v = _int32(int(value))  # type: ignore[arg-type]
+                v = _int32(int(value))
                 if number == 2:
                     version = v
                 elif number == 3:

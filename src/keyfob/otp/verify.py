@@ -223,13 +223,19 @@ def _verify_totp(
         return _failure(state, now, policy, Reason.WRONG_CODE)
     step = _closest(candidates, center)
     offset = step - now_step
-    pending = state.resync_step is not None and state.resync_at is not None
+    pending_step, pending_at, pending_offset = (
+        state.resync_step,
+        state.resync_at,
+        state.resync_offset,
+    )
     if (
-        pending
-        and now - state.resync_at <= policy.resync_timeout  # type: ignore[operator]
-        and step > state.resync_step  # type: ignore[operator]
-        and abs(offset - state.resync_offset) <= 1
-    ):  # type: ignore[operator]
+        pending_step is not None
+        and pending_at is not None
+        and pending_offset is not None
+        and now - pending_at <= policy.resync_timeout
+        and step > pending_step
+        and abs(offset - pending_offset) <= 1
+    ):
         return _accept(state, step, offset, Reason.RESYNCED)
     remembered = dataclasses.replace(state, resync_step=step, resync_offset=offset, resync_at=now)
     return _failure(remembered, now, policy, Reason.RESYNC_PENDING, step)
@@ -255,12 +261,13 @@ def _verify_hotp(
     if not hits:
         return _failure(state, now, policy, Reason.WRONG_CODE)
     counter = hits[0]
-    pending = state.resync_step is not None and state.resync_at is not None
+    pending_step, pending_at = state.resync_step, state.resync_at
     if (
-        pending
-        and now - state.resync_at <= policy.resync_timeout  # type: ignore[operator]
-        and counter == state.resync_step + 1
-    ):  # type: ignore[operator]
+        pending_step is not None
+        and pending_at is not None
+        and now - pending_at <= policy.resync_timeout
+        and counter == pending_step + 1
+    ):
         return _accept(state, counter, 0, Reason.RESYNCED)
     remembered = dataclasses.replace(state, resync_step=counter, resync_offset=0, resync_at=now)
     return _failure(remembered, now, policy, Reason.RESYNC_PENDING, counter)

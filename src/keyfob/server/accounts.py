@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -18,14 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from keyfob.errors import KeyfobError
 from keyfob.formats import seeds
 from keyfob.formats.seeds import USERNAME_HINT
-from keyfob.server import auditlog
+from keyfob.server import auditlog, directory
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import Conflict, NotFound, ServiceError
+from keyfob.server.inputs import one_of
 from keyfob.server.store import repo
-from keyfob.server.store.records import UserRecord
+from keyfob.server.store.records import ApiKeyRecord, UserRecord
+from keyfob.server.store.vocab import ApiRole, Role
 
-ROLES = ("user", "admin")
-API_ROLES = ("validate", "admin", "metrics")
 MIN_PASSWORD = 10
 NO_USER_HINT = "check the user name (the UPN, e.g. alice@example.com) against the user list"
 NAME_HINT = USERNAME_HINT
@@ -63,7 +64,7 @@ def create_user(
     username: str,
     *,
     password: str | None = None,
-    role: str = "user",
+    role: str = Role.USER,
     display_name: str = "",
     one_time: bool = True,
     actor: str = "system",
@@ -71,46 +72,39 @@ def create_user(
 ) -> UserRecord:
     """Add a user. A password set by an admin is one-time: the user must change it."""
     name = check_username(username)
-    if role not in ROLES:
-        raise ServiceError(
-            f"role {role!r} is not one of {', '.join(ROLES)}", hint="use user or admin"
-        )
+    role = one_of(Role, role, "role", hint="use user or admin")
     hashed = hash_password(ctx, check_password(password)) if password is not None else None
     with ctx.begin() as conn:
         try:
-            user = repo.insert_user(
-                conn,
+            values = repo.user_values(
                 name,
+                now=ctx.now_dt(),
                 password_hash=hashed,
                 role=role,
                 display_name=display_name,
                 must_change_password=one_time and password is not None,
-                now=ctx.now_dt(),
             )
+            user = repo.insert_user(conn, values)
         except IntegrityError:
             raise Conflict(
                 f"user {name!r} already exists",
                 hint="user names are unique whatever their case; pick another or use this one",
             ) from None
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="user.create",
-            outcome="success",
-            target_user=user.username,
-            client=client,
-            details={"role": role},
-        )
+        auditlog.success(conn, ctx, "user.create", actor, client, user.username, role=role)
+    return user
+
+
+def user_named(conn: Connection, username: str) -> UserRecord:
+    """The user, or the one 404 every service answers for a name that is not there."""
+    user = repo.get_user(conn, username)
+    if user is None:
+        raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
     return user
 
 
 def get_user(ctx: ServerContext, username: str) -> UserRecord:
     with ctx.engine.connect() as conn:
-        user = repo.get_user(conn, username)
-    if user is None:
-        raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
-    return user
+        return user_named(conn, username)
 
 
 def list_users(ctx: ServerContext) -> list[UserRecord]:
@@ -121,21 +115,9 @@ def list_users(ctx: ServerContext) -> list[UserRecord]:
 def set_disabled(
     ctx: ServerContext, username: str, disabled: bool, *, actor: str, client: str | None = None
 ) -> UserRecord:
-    with ctx.begin() as conn:
-        user = repo.get_user(conn, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
-        repo.update_user(conn, user.id, disabled=disabled)
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="user.disable" if disabled else "user.enable",
-            outcome="success",
-            target_user=user.username,
-            client=client,
-        )
-    return get_user(ctx, username)
+    action = "user.disable" if disabled else "user.enable"
+    user = _update_user(ctx, username, action, {"disabled": disabled}, actor=actor, client=client)
+    return dataclasses.replace(user, disabled=disabled)
 
 
 def set_password(
@@ -148,21 +130,28 @@ def set_password(
     client: str | None = None,
 ) -> None:
     hashed = hash_password(ctx, check_password(password))
+    values = {"password_hash": hashed, "must_change_password": one_time}
+    _update_user(
+        ctx, username, "user.password", values, actor=actor, client=client, one_time=one_time
+    )
+
+
+def _update_user(
+    ctx: ServerContext,
+    username: str,
+    action: str,
+    values: dict[str, Any],
+    *,
+    actor: str,
+    client: str | None,
+    **details: Any,
+) -> UserRecord:
+    """Change columns of one user's row and audit it, in one transaction; the user as it was."""
     with ctx.begin() as conn:
-        user = repo.get_user(conn, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
-        repo.update_user(conn, user.id, password_hash=hashed, must_change_password=one_time)
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="user.password",
-            outcome="success",
-            target_user=user.username,
-            client=client,
-            details={"one_time": one_time},
-        )
+        user = user_named(conn, username)
+        repo.update_user(conn, user.id, **values)
+        auditlog.success(conn, ctx, action, actor, client, user.username, **details)
+    return user
 
 
 HASH_SLOTS = 3
@@ -200,7 +189,12 @@ def authenticate(
 
     Otherwise None, at the same cost: an unknown, disabled or ineligible account's password is
     checked against a decoy hash, never its own, so neither the answer nor its timing can tell
-    a right password for such an account from a wrong one."""
+    a right password for such an account from a wrong one.
+
+    A directory user's password is the directory's: checked by a bind as their DN."""
+    handled, bound = directory.password_check(ctx, username, password, eligible)
+    if handled:
+        return bound
     with ctx.engine.connect() as conn:
         found = repo.get_password_hash(conn, username)
         user = found[0] if found is not None and found[1] is not None else None
@@ -217,7 +211,7 @@ def ensure_first_admin(ctx: ServerContext) -> tuple[str, str] | None:
             return None
     password = generate_password()
     try:
-        create_user(ctx, "admin", password=password, role="admin", one_time=True)
+        create_user(ctx, "admin", password=password, role=Role.ADMIN, one_time=True)
     except Conflict:  # another process won the race
         return None
     return "admin", password
@@ -230,7 +224,7 @@ def ensure_first_admin(ctx: ServerContext) -> tuple[str, str] | None:
 class ApiKey:
     id: str
     name: str
-    role: str
+    role: ApiRole
 
 
 def _hash(secret: str) -> str:
@@ -242,11 +236,12 @@ def _hash(secret: str) -> str:
 def create_api_key(
     ctx: ServerContext, name: str, role: str, *, actor: str = "cli", client: str | None = None
 ) -> tuple[ApiKey, str]:
-    if role not in API_ROLES:
-        raise ServiceError(
-            f"API key role {role!r} is not one of {', '.join(API_ROLES)}",
-            hint="validate for a RADIUS or app server that checks codes, admin for management",
-        )
+    role = one_of(
+        ApiRole,
+        role,
+        "API key role",
+        hint="validate for a RADIUS or app server that checks codes, admin for management",
+    )
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     with ctx.begin() as conn:
@@ -258,15 +253,8 @@ def create_api_key(
             hash=_hash(secret),
             created_at=ctx.now_dt(),
         )
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="apikey.create",
-            outcome="success",
-            client=client,
-            details={"key_id": key_id, "role": role, "name": name},
-        )
+        what = {"key_id": key_id, "role": role, "name": name}
+        auditlog.success(conn, ctx, "apikey.create", actor, client, **what)
     return ApiKey(key_id, name or key_id, role), f"kf_{key_id}_{secret}"
 
 
@@ -287,12 +275,12 @@ def check_api_key(ctx: ServerContext, presented: str) -> ApiKey | None:
         return None
     with ctx.engine.connect() as conn:
         row = repo.get_api_key(conn, parts[1])
-    if row is None or not hmac.compare_digest(row["hash"], _hash(parts[2])):
+    if row is None or not hmac.compare_digest(row.hash, _hash(parts[2])):
         return None
-    if row["revoked_at"] is not None:
+    if row.revoked_at is not None:
         return None
-    _record_use(ctx, row["id"], row["last_used_at"])
-    return ApiKey(row["id"], row["name"], row["role"])
+    _record_use(ctx, row.id, row.last_used_at)
+    return ApiKey(row.id, row.name, row.role)
 
 
 def _looks_like_id(text: str) -> bool:
@@ -309,7 +297,7 @@ def _record_use(ctx: ServerContext, key_id: str, last_used: datetime | None) -> 
         repo.touch_api_key(conn, key_id, now, older_than=since)
 
 
-def list_api_keys(ctx: ServerContext) -> list[dict[str, Any]]:
+def list_api_keys(ctx: ServerContext) -> list[ApiKeyRecord]:
     """Every key with its dates (revoked ones too), never a hash."""
     with ctx.engine.connect() as conn:
         return repo.list_api_keys(conn)
@@ -317,31 +305,24 @@ def list_api_keys(ctx: ServerContext) -> list[dict[str, Any]]:
 
 def revoke_api_key(
     ctx: ServerContext, ref: str, *, actor: str, client: str | None = None
-) -> dict[str, Any]:
+) -> ApiKeyRecord:
     """Revoke the key with id or name ``ref`` at once, for every worker (see check_api_key).
 
     The row stays, with ``revoked_at`` set, so the list and the audit still say what it was."""
     with ctx.begin() as conn:
         row = _find_api_key(conn, ref.strip())
         now = ctx.now_dt()
-        if row["revoked_at"] is not None or not repo.revoke_api_key(conn, row["id"], now):
+        if row.revoked_at is not None or not repo.revoke_api_key(conn, row.id, now):
             raise Conflict(
-                f"API key {row['id']} ({row['name']!r}) is already revoked",
+                f"API key {row.id} ({row.name!r}) is already revoked",
                 hint="nothing to do; a revoked key never works again",
             )
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="apikey.revoke",
-            outcome="success",
-            client=client,
-            details={"key_id": row["id"], "name": row["name"], "role": row["role"]},
-        )
-    return {k: v for k, v in row.items() if k != "hash"} | {"revoked_at": now}
+        what = {"key_id": row.id, "name": row.name, "role": row.role}
+        auditlog.success(conn, ctx, "apikey.revoke", actor, client, **what)
+    return dataclasses.replace(row, revoked_at=now, hash="")
 
 
-def _find_api_key(conn: Connection, ref: str) -> dict[str, Any]:
+def _find_api_key(conn: Connection, ref: str) -> ApiKeyRecord:
     """By id first, else by name among the keys not yet revoked (names need not be unique)."""
     parts = ref.split("_", 2)
     if len(parts) == 3 and parts[0] == "kf" and _looks_like_id(parts[1]):
@@ -354,9 +335,9 @@ def _find_api_key(conn: Connection, ref: str) -> dict[str, Any]:
     if row is not None:
         return row
     named = repo.api_keys_named(conn, ref)
-    active = [r for r in named if r["revoked_at"] is None]
+    active = [r for r in named if r.revoked_at is None]
     if len(active) > 1:
-        ids = ", ".join(r["id"] for r in active)
+        ids = ", ".join(r.id for r in active)
         raise Conflict(
             f"{len(active)} API keys are named {ref[:64]!r} ({ids})",
             hint="give the id instead of the name (keyfob admin apikey list shows both)",

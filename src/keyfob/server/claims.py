@@ -78,15 +78,6 @@ def refuse(
 ) -> TooManyClaims:
     """Audit a claim refused unread, and the error to raise for it."""
     with ctx.begin() as conn:
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action=ACTION,
-            outcome="refused",
-            reason="rate_limited",
-            target_user=username,
-            target_serial=serial,
-            client=client,
-        )
+        who = (actor, client, username, serial)
+        auditlog.write(conn, auditlog.event(ctx, ACTION, "refused", *who, reason="rate_limited"))
     return TooManyClaims(wait)

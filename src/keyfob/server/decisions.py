@@ -38,18 +38,11 @@ def apply_decision(
         extra=extra if decision.accepted else None,
     )
     accepted = decision.accepted and ok
-    auditlog.record(
-        conn,
-        ctx,
-        actor=actor,
-        action=action,
-        outcome="success" if accepted else "failure",
-        reason=decision.reason.value,
-        target_user=target_user,
-        target_serial=token.serial,
-        client=client,
-        details={"token_id": token.id, "drift": decision.state.drift, **(details or {})},
-    )
+    outcome = "success" if accepted else "failure"
+    who = (actor, client, target_user, token.serial)
+    what = {"token_id": token.id, "drift": decision.state.drift, **(details or {})}
+    reason = decision.reason.value
+    auditlog.write(conn, auditlog.event(ctx, action, outcome, *who, reason=reason, details=what))
     return accepted
 
 

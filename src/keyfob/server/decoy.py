@@ -34,6 +34,7 @@ from keyfob.server.store import repo
 from keyfob.server.store.keys import KeyRing
 from keyfob.server.store.records import TokenRecord, UserRecord, state_values
 from keyfob.server.store.schema import tokens, users
+from keyfob.server.store.vocab import Role, TokenKind, TokenStatus
 
 _RING = KeyRing.of(secrets.token_bytes(32))
 _SECRET_BYTES = secrets.token_bytes(128)  # sliced to the length of the secret it stands in for
@@ -42,7 +43,7 @@ _ID = "decoy"  # never a token id: those are uuid4().hex
 RECORD = TokenRecord(
     id=_ID,
     serial=None,
-    kind="app",
+    kind=TokenKind.APP,
     type=OtpType.TOTP,
     algorithm=Algorithm.SHA1,
     digits=6,
@@ -51,7 +52,7 @@ RECORD = TokenRecord(
     owner_id=None,
     owner=None,
     label="",
-    state="active",
+    state=TokenStatus.ACTIVE,
     verification=TokenState(),
     version=0,
     imported_drift=0,
@@ -74,7 +75,7 @@ def _row() -> repo.Row:
         "display_name": "",
         "password_hash": None,
         "must_change_password": False,
-        "role": "user",
+        "role": Role.USER,
         "disabled": False,
         "created_at": RECORD.created_at,
     }

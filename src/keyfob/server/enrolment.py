@@ -5,6 +5,8 @@ Enrolment is "Configure app without notifications": the server makes a standard 
 shows it as an ``otpauth://`` QR code and a grouped manual key, and activates the method only
 after one correct code within ±15 steps (docs/design.md §4): a mistyped key or a token with a wrong
 clock never becomes a method that locks its owner out.
+
+Every operation returns records; the REST routes and the pages shape them (keyfob.server.views).
 """
 
 from __future__ import annotations
@@ -13,32 +15,38 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
-from keyfob.formats.qr import encode_svg
-from keyfob.otp import Algorithm, Credential, build_otpauth, generate_secret, group_key, to_base32
+from sqlalchemy import Connection
+
+from keyfob.otp import Algorithm, Credential, OtpType, generate_secret
 from keyfob.otp.hotp import check_digits
-from keyfob.otp.verify import Decision, Mode, Reason, verify
-from keyfob.server import auditlog, claims, decoy
-from keyfob.server.accounts import NO_USER_HINT
+from keyfob.otp.verify import Decision, Mode, Reason, unlock, verify
+from keyfob.server import auditlog, claims, decoy, directory
+from keyfob.server.accounts import user_named
 from keyfob.server.context import ServerContext
 from keyfob.server.decisions import apply_decision, resync_codes
 from keyfob.server.errors import CodeRejected, Conflict, Gone, NotFound, ServiceError
 from keyfob.server.inputs import check_serial
 from keyfob.server.store import repo
-from keyfob.server.store.records import TokenRecord, UserRecord, state_values
-from keyfob.server.views import token_view
+from keyfob.server.store.records import (
+    Enrolment,
+    TokenRecord,
+    UserRecord,
+    otp_shape,
+    state_values,
+)
+from keyfob.server.store.vocab import ENROLLABLE, TokenKind, TokenStatus
 
-KINDS = ("app", "programmable")
+PERIODS = (30, 60)
 DEFAULT_LABELS = {
-    "app": "Authenticator app",
-    "programmable": "Hardware token",
-    "classic": "Hardware token",
+    TokenKind.APP: "Authenticator app",
+    TokenKind.PROGRAMMABLE: "Hardware token",
+    TokenKind.CLASSIC: "Hardware token",
 }
 
 
-def _user(conn: Any, username: str) -> UserRecord:
-    user = repo.get_user(conn, username)
-    if user is None:
-        raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
+def _user(conn: Connection, username: str) -> UserRecord:
+    """The user, who must be enabled to add or change methods."""
+    user = user_named(conn, username)
     if user.disabled:
         raise ServiceError(
             f"user {user.username!r} is disabled", hint="an admin can enable the user again"
@@ -46,22 +54,27 @@ def _user(conn: Any, username: str) -> UserRecord:
     return user
 
 
-def _check_limit(ctx: ServerContext, conn: Any, user: UserRecord) -> None:
+def check_method_limit(ctx: ServerContext, conn: Connection, user: UserRecord) -> None:
+    """Refuse a method past ``KEYFOB_MAX_METHODS`` (expired enrolments no longer count)."""
     repo.delete_expired_pending(conn, ctx.now_dt())
     if repo.count_methods(conn, user.id) >= ctx.settings.max_methods:
         raise Conflict(
             f"user {user.username!r} already has {ctx.settings.max_methods} methods",
-            hint="remove one before adding another",
+            hint="remove one of the user's methods first (KEYFOB_MAX_METHODS sets the limit)",
         )
 
 
-def list_methods(ctx: ServerContext, username: str) -> list[dict[str, Any]]:
+def list_methods(ctx: ServerContext, username: str) -> list[TokenRecord]:
     with ctx.begin() as conn:
-        user = repo.get_user(conn, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
+        user = user_named(conn, username)
         repo.delete_expired_pending(conn, ctx.now_dt())
-        return [token_view(t, ctx.now()) for t in repo.tokens_of(conn, user.id)]
+        return repo.tokens_of(conn, user.id)
+
+
+def get_method(ctx: ServerContext, username: str, token_id: str) -> TokenRecord:
+    """One of the user's methods, or the 404 of any method the user does not have."""
+    with ctx.engine.connect() as conn:
+        return _owned(conn, user_named(conn, username), token_id)
 
 
 def begin(
@@ -75,125 +88,74 @@ def begin(
     period: int = 30,
     actor: str,
     client: str | None = None,
-) -> dict[str, Any]:
+) -> Enrolment:
     """Start an enrolment; the answer carries the secret once, for the QR code and the burner."""
-    if kind not in KINDS:
+    if kind not in ENROLLABLE:
         raise ServiceError(
             f"kind {kind!r} cannot be enrolled",
             hint="use app or programmable; classic tokens are imported and assigned",
         )
+    enrollable = TokenKind(kind)
     alg = Algorithm.parse(algorithm)
     check_digits(digits)
-    if period not in (30, 60):
+    if period not in PERIODS:
         raise ServiceError(f"period {period} is not 30 or 60", hint="use 30 (the usual) or 60")
-    label = (label or DEFAULT_LABELS[kind]).strip()[:255]
     secret = generate_secret(alg)
     token_id = repo.new_id()
     now_dt = ctx.now_dt()
-    expires = now_dt + timedelta(seconds=ctx.settings.enrol_ttl)
+    directory.require(ctx, username)  # a directory user's first enrolment creates their row
     with ctx.begin() as conn:
         user = _user(conn, username)
-        _check_limit(ctx, conn, user)
-        repo.insert_token(
-            conn,
-            {
-                "id": token_id,
-                "serial": None,
-                "kind": kind,
-                "type": "totp",
-                "algorithm": alg.value,
-                "digits": digits,
-                "period": period,
-                "secret_enc": ctx.seal(conn, secret, token_id),
-                "owner_id": user.id,
-                "label": label,
-                "state": "pending",
-                "last_step": -1,
-                "drift": 0,
-                "fail_count": 0,
-                "locked_until": 0.0,
-                "version": 0,
-                "imported_drift": 0,
-                "source": "enrolled",
-                "created_at": now_dt,
-                "expires_at": expires,
-            },
+        check_method_limit(ctx, conn, user)
+        values = repo.token_values(
+            id=token_id,
+            kind=enrollable,
+            type=OtpType.TOTP,
+            algorithm=alg,
+            digits=digits,
+            period=period,
+            secret_enc=ctx.seal(conn, secret, token_id),
+            owner_id=user.id,
+            label=(label or DEFAULT_LABELS[enrollable]).strip()[:255],
+            state=TokenStatus.PENDING,
+            created_at=now_dt,
+            expires_at=now_dt + timedelta(seconds=ctx.settings.enrol_ttl),
         )
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.enrol.begin",
-            outcome="success",
-            target_user=user.username,
-            client=client,
-            details={"token_id": token_id, "kind": kind},
+        repo.insert_token(conn, values)
+        what = {"token_id": token_id, "kind": enrollable}
+        auditlog.success(conn, ctx, "token.enrol.begin", actor, client, user.username, **what)
+    return _enrolment(ctx, user, TokenRecord.from_row(repo.Row(values)), secret)
+
+
+def _enrolment(
+    ctx: ServerContext, user: UserRecord, token: TokenRecord, secret: bytes
+) -> Enrolment:
+    assert token.expires_at is not None  # every pending token has one
+    issuer, account = ctx.settings.issuer, user.username
+    cred = Credential(secret, issuer=issuer, account=account, **otp_shape(token))
+    return Enrolment(token.id, token.kind, token.label, cred, token.expires_at)
+
+
+def _still_pending(ctx: ServerContext, token: TokenRecord) -> None:
+    """A method can be scanned and verified only while its enrolment is pending."""
+    if token.state is TokenStatus.ACTIVE:
+        raise Conflict(
+            "this method is already set up",
+            hint="it is ready to use; there is nothing to scan or verify",
         )
-    return _setup_payload(
-        ctx, user.username, token_id, kind, label, secret, alg, digits, period, expires
-    )
+    if token.state is not TokenStatus.PENDING:
+        raise Conflict(f"this method is {token.state}", hint="remove it and set up a new one")
+    if token.expires_at is None or token.expires_at.timestamp() < ctx.now():
+        raise Gone("this enrolment expired", hint="start again to get a new QR code")
 
 
-def _setup_payload(
-    ctx: ServerContext,
-    username: str,
-    token_id: str,
-    kind: str,
-    label: str,
-    secret: bytes,
-    alg: Algorithm,
-    digits: int,
-    period: int,
-    expires: Any,
-) -> dict[str, Any]:
-    cred = Credential(
-        secret=secret,
-        issuer=ctx.settings.issuer,
-        account=username,
-        algorithm=alg,
-        digits=digits,
-        period=period,
-    )
-    uri = build_otpauth(cred)
-    return {
-        "id": token_id,
-        "kind": kind,
-        "label": label,
-        "otpauth_uri": uri,
-        "secret": to_base32(secret),
-        "manual_key": group_key(secret),
-        "algorithm": alg.value,
-        "digits": digits,
-        "period": period,
-        "qr_svg": encode_svg(uri, title="Scan with your authenticator app"),
-        "expires_at": expires.isoformat(),
-    }
-
-
-def setup_view(ctx: ServerContext, username: str, token_id: str) -> dict[str, Any]:
+def pending_enrolment(ctx: ServerContext, username: str, token_id: str) -> Enrolment:
     """The QR code and key of a pending enrolment again (the owner's own, until it expires)."""
     with ctx.engine.connect() as conn:
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
-    if token.state != "pending":
-        raise Conflict(
-            "this method is already set up", hint="it is ready to use; nothing more to scan"
-        )
-    if token.expires_at is None or token.expires_at.timestamp() < ctx.now():
-        raise Gone("this enrolment expired", hint="start again to get a new QR code")
-    secret = ctx.ring.open(token.secret_enc, token.id)
-    return _setup_payload(
-        ctx,
-        user.username,
-        token.id,
-        token.kind,
-        token.label,
-        secret,
-        token.algorithm,
-        token.digits,
-        token.period,
-        token.expires_at,
-    )
+    _still_pending(ctx, token)
+    return _enrolment(ctx, user, token, ctx.ring.open(token.secret_enc, token.id))
 
 
 def rename(
@@ -214,17 +176,8 @@ def rename(
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
         repo.update_token(conn, token.id, label=label)
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.rename",
-            outcome="success",
-            target_user=user.username,
-            target_serial=token.serial,
-            client=client,
-            details={"token_id": token.id},
-        )
+        who = (actor, client, user.username, token.serial)
+        auditlog.success(conn, ctx, "token.rename", *who, token_id=token.id)
 
 
 def resync_method(
@@ -236,7 +189,7 @@ def resync_method(
     *,
     actor: str,
     client: str | None = None,
-) -> dict[str, Any]:
+) -> TokenRecord:
     """Self-service resync: two consecutive codes from one of the user's own methods."""
     with ctx.begin() as conn:
         user = _user(conn, username)
@@ -248,10 +201,10 @@ def resync_method(
         raise CodeRejected(
             "the two codes were not accepted", hint="type two codes shown one after the other"
         )
-    return {"id": token.id, "drift_steps": decision.state.drift}
+    return dataclasses.replace(token, verification=decision.state)
 
 
-def _owned(conn: Any, user: UserRecord, token_id: str) -> TokenRecord:
+def _owned(conn: Connection, user: UserRecord, token_id: str) -> TokenRecord:
     token = repo.get_token(conn, token_id)
     if token is None or token.owner_id != user.id:
         raise NotFound(
@@ -270,39 +223,32 @@ def verify_enrolment(
     serial: str | None = None,
     actor: str,
     client: str | None = None,
-) -> dict[str, Any]:
+) -> TokenRecord:
     """ "Verify now": one correct code (±15 steps) activates the method and records the drift.
 
     ``serial`` is the one printed on a programmable token (the burner reads it from the card):
     kept as ``reported_serial``, a label that is the user's word, not the vendor's. It is never
     an inventory serial, so a self-service user cannot take a serial that a later seed file
     holds (the import wins, always), and no answer depends on whether a serial exists."""
-    now = ctx.now()
     with ctx.begin() as conn:
         user = _user(conn, username)
         token = _owned(conn, user, token_id)
-        if token.state == "active":
-            raise Conflict(
-                "this method is already active",
-                hint="it is ready to use; there is nothing to verify",
-            )
-        if token.state != "pending":
-            raise Conflict(f"this method is {token.state}", hint="remove it and set up a new one")
-        if token.expires_at is not None and token.expires_at.timestamp() < now:
-            raise Gone("this enrolment expired", hint="start again to get a new QR code")
+        _still_pending(ctx, token)
         if serial is not None:
             # The user's word, kept apart from inventory serials: never looked up, never
             # unique, so it can neither tell whether a serial exists nor block an import.
             serial = check_serial(serial)
         secret = ctx.ring.open(token.secret_enc, token.id)
         decision = verify(
-            token.params(secret), token.verification, code, now, ctx.policy, Mode.ENROL
+            token.params(secret), token.verification, code, ctx.now(), ctx.policy, Mode.ENROL
         )
-        extra: dict[str, Any] = {}
-        if decision.accepted:
-            extra = {"state": "active", "activated_at": ctx.now_dt(), "expires_at": None}
-            if serial:
-                extra["reported_serial"] = serial
+        active: dict[str, Any] = {
+            "state": TokenStatus.ACTIVE,
+            "activated_at": ctx.now_dt(),
+            "expires_at": None,
+        }
+        if serial:
+            active["reported_serial"] = serial
         ok = apply_decision(
             conn,
             ctx,
@@ -312,18 +258,12 @@ def verify_enrolment(
             actor=actor,
             client=client,
             target_user=user.username,
-            extra=extra,
+            extra=active,
             details={"kind": token.kind},
         )
     if not ok:
         raise _verify_refused()
-    return {
-        "id": token.id,
-        "state": "active",
-        "serial": token.serial,
-        "reported_serial": serial or token.reported_serial,
-        "drift_steps": decision.state.drift,
-    }
+    return dataclasses.replace(token, verification=decision.state, **active)
 
 
 def _verify_refused() -> CodeRejected:
@@ -342,41 +282,28 @@ def remove(
     """Remove a method. A classic token goes back to the inventory (its seed is the vendor's);
     an app or programmable enrolment is deleted."""
     with ctx.begin() as conn:
-        user = repo.get_user(conn, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
+        user = user_named(conn, username)
         token = _owned(conn, user, token_id)
-        if token.kind == "classic":
-            repo.update_token(conn, token.id, **_released(token))
+        if token.kind is TokenKind.CLASSIC:
+            repo.update_token(conn, token.id, **released(token))
             action = "token.unassign"
         else:
             repo.delete_token(conn, token.id)
             action = "token.delete"
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action=action,
-            outcome="success",
-            target_user=user.username,
-            target_serial=token.serial,
-            client=client,
-            details={"token_id": token.id, "kind": token.kind},
-        )
+        who = (actor, client, user.username, token.serial)
+        auditlog.success(conn, ctx, action, *who, token_id=token.id, kind=token.kind)
 
 
-def _released(token: TokenRecord) -> dict[str, Any]:
-    """Back to the inventory. ``last_step`` is kept: codes already used must never become valid
-    again. The learned drift is kept too: it belongs to the token's clock, not to its owner."""
-    state = dataclasses.replace(
-        token.verification,
-        fail_count=0,
-        locked_until=0.0,
-        resync_step=None,
-        resync_offset=None,
-        resync_at=None,
-    )
-    return {"owner_id": None, "label": "", "last_used_at": None, **state_values(state)}
+def released(token: TokenRecord) -> dict[str, Any]:
+    """Back to the inventory, unlocked. ``last_step`` is kept: codes already used must never
+    become valid again. The learned drift is kept too: it belongs to the token's clock, not to
+    its owner."""
+    return {
+        "owner_id": None,
+        "label": "",
+        "last_used_at": None,
+        **state_values(unlock(token.verification)),
+    }
 
 
 def self_assign(
@@ -388,7 +315,7 @@ def self_assign(
     label: str | None = None,
     actor: str,
     client: str | None = None,
-) -> dict[str, Any]:
+) -> TokenRecord:
     """Claim an inventory token with its serial *and* a current code (±2 steps of the
     imported drift, else two consecutive codes).
 
@@ -401,7 +328,7 @@ def self_assign(
     with ctx.begin() as conn:
         user = _user(conn, username)
         repo.lock_user(conn, user.id)  # this user's claims are counted one at a time
-        _check_limit(ctx, conn, user)
+        check_method_limit(ctx, conn, user)
         wait = claims.retry_after(conn, ctx, user.username, client)
         token = None
         if not wait:
@@ -410,7 +337,7 @@ def self_assign(
         raise claims.refuse(ctx, user.username, serial, wait, actor=actor, client=client)
     if token is None:
         raise _claim_refused()
-    return {"id": token.id, "serial": token.serial, "state": "active"}
+    return token
 
 
 def _claim_refused() -> CodeRejected:
@@ -426,7 +353,7 @@ def _claim_refused() -> CodeRejected:
 
 
 def _claim(
-    conn: Any,
+    conn: Connection,
     ctx: ServerContext,
     user: UserRecord,
     serial: str,
@@ -439,7 +366,7 @@ def _claim(
     """Check one claim and record it; the token when it is now the claimant's."""
     token = repo.get_token_by_serial(conn, serial)
     decision = None
-    if token is not None and token.owner_id is None and token.state == "active":
+    if token is not None and token.owner_id is None and token.state is TokenStatus.ACTIVE:
         secret = ctx.ring.open(token.secret_enc, token.id)
         # The token's own failures and lock are not the claimant's: checked as if unlocked.
         fresh = dataclasses.replace(token.verification, fail_count=0, locked_until=0.0)
@@ -449,17 +376,8 @@ def _claim(
     if token is None or decision is None or not _keeps_state(decision):
         decoy.write(conn, ctx.now_dt())  # a claim's compare-and-set, on no row
         reason = "not_available" if decision is None else decision.reason.value
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action=claims.ACTION,
-            outcome="failure",
-            reason=reason,
-            target_user=user.username,
-            target_serial=serial,
-            client=client,
-        )
+        who = (actor, client, user.username, serial)
+        auditlog.write(conn, auditlog.event(ctx, claims.ACTION, "failure", *who, reason=reason))
         return None
     return _record_claim(conn, ctx, user, token, decision, label, actor, client)
 
@@ -471,7 +389,7 @@ def _keeps_state(decision: Decision) -> bool:
 
 
 def _record_claim(
-    conn: Any,
+    conn: Connection,
     ctx: ServerContext,
     user: UserRecord,
     token: TokenRecord,
@@ -480,11 +398,11 @@ def _record_claim(
     actor: str,
     client: str | None,
 ) -> TokenRecord | None:
-    extra: dict[str, Any] = {}
+    claimed: dict[str, Any] = {}
     if decision.accepted:
-        extra = {
+        claimed = {
             "owner_id": user.id,
-            "label": (label or DEFAULT_LABELS["classic"])[:255],
+            "label": (label or DEFAULT_LABELS[TokenKind.CLASSIC])[:255],
             "activated_at": ctx.now_dt(),
         }
     else:  # a near miss: only the resync columns change, never fail_count or locked_until
@@ -504,6 +422,8 @@ def _record_claim(
         actor=actor,
         client=client,
         target_user=user.username,
-        extra=extra,
+        extra=claimed,
     )
-    return token if ok else None
+    if not ok:
+        return None
+    return dataclasses.replace(token, owner=user.username, verification=decision.state, **claimed)

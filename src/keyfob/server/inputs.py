@@ -10,10 +10,14 @@ characters, no surrogates, no longer than the column it is meant for — and che
 from __future__ import annotations
 
 import re
+from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import AfterValidator
 
 from keyfob.server.errors import ServiceError
+
+E = TypeVar("E", bound=StrEnum)
 
 # C0 controls, DEL, and the surrogate range (valid in a JSON string, not encodable as UTF-8).
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
@@ -59,6 +63,21 @@ def check_serial(serial: str) -> str:
             hint="type the serial printed on the back of the token",
         )
     return serial
+
+
+def one_of(vocabulary: type[E], value: str, what: str, *, hint: str) -> E:
+    """``value`` as a word of ``vocabulary`` (keyfob.server.store.vocab), or a 400 listing the
+    words: the CLI and the forms pass plain text, and an unknown word must not be stored."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        words = ", ".join(vocabulary)
+        raise ServiceError(f"{what} {value!r} is not one of {words}", hint=hint) from None
+
+
+def filter_word(vocabulary: type[E], value: str | None, what: str, *, hint: str) -> E | None:
+    """A listing filter's word: None (any) when none was given, else :func:`one_of`."""
+    return one_of(vocabulary, value, what, hint=hint) if value else None
 
 
 def fit(value: str, length: int) -> str:

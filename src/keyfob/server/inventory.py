@@ -9,8 +9,8 @@ idempotent by serial: the same serial with the same seed is "unchanged"; the sam
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -24,16 +24,22 @@ from keyfob.formats.seedfile import SeedFormat, stream_seed_file
 from keyfob.formats.seeds import RowWarning, SeedItem, SeedRecord, SeedStream
 from keyfob.otp import OtpType
 from keyfob.otp.verify import TokenState, unlock
-from keyfob.server import auditlog
-from keyfob.server.accounts import NO_USER_HINT
+from keyfob.server import auditlog, directory
+from keyfob.server.accounts import user_named
 from keyfob.server.context import ServerContext
 from keyfob.server.decisions import resync_codes
-from keyfob.server.enrolment import DEFAULT_LABELS, _released
+from keyfob.server.enrolment import DEFAULT_LABELS, check_method_limit, released
 from keyfob.server.errors import CodeRejected, Conflict, NotFound, ServiceError
 from keyfob.server.inputs import check_serial
 from keyfob.server.store import keystate, repo
-from keyfob.server.store.records import TokenRecord, state_values
-from keyfob.server.views import token_view
+from keyfob.server.store.records import (
+    Page,
+    TokenFilter,
+    TokenRecord,
+    otp_shape,
+    state_values,
+)
+from keyfob.server.store.vocab import ImportAction, TokenKind, TokenStatus
 
 _CHUNK = 500  # rows compared with the inventory per round trip (and per IN list)
 NO_TOKEN_HINT = "check the serial (an app method has none: use its id); the token list shows all"
@@ -43,7 +49,7 @@ NO_TOKEN_HINT = "check the serial (an app method has none: use its id); the toke
 class ImportRow:
     where: str
     serial: str | None
-    action: str  # create | unchanged | error | warning
+    action: ImportAction
     message: str = ""
     user: str | None = None
     hint: str | None = None
@@ -68,9 +74,9 @@ class ImportReport:
 
     @property
     def ok(self) -> bool:
-        return not any(r.action == "error" for r in self.rows)
+        return not any(r.action is ImportAction.ERROR for r in self.rows)
 
-    def count(self, action: str) -> int:
+    def count(self, action: ImportAction) -> int:
         return sum(1 for r in self.rows if r.action == action)
 
     def summary(self) -> dict[str, Any]:
@@ -79,10 +85,10 @@ class ImportReport:
             "format": self.format,
             "dry_run": self.dry_run,
             "ok": self.ok,
-            "imported": 0 if (self.dry_run or not self.ok) else self.count("create"),
-            "created": self.count("create"),
-            "unchanged": self.count("unchanged"),
-            "errors": self.count("error"),
+            "imported": 0 if (self.dry_run or not self.ok) else self.count(ImportAction.CREATE),
+            "created": self.count(ImportAction.CREATE),
+            "unchanged": self.count(ImportAction.UNCHANGED),
+            "errors": self.count(ImportAction.ERROR),
             "created_users": self.created_users,
         }
 
@@ -104,13 +110,8 @@ class _Plan:
 
 
 def _same_seed(ctx: ServerContext, existing: TokenRecord, rec: SeedRecord) -> bool:
-    return (
-        ctx.ring.open(existing.secret_enc, existing.id) == rec.secret
-        and existing.type is rec.type
-        and existing.algorithm is rec.algorithm
-        and existing.digits == rec.digits
-        and existing.period == rec.period
-    )
+    secret = ctx.ring.open(existing.secret_enc, existing.id)
+    return secret == rec.secret and otp_shape(existing) == otp_shape(rec)
 
 
 def import_seeds(
@@ -120,13 +121,14 @@ def import_seeds(
     fmt: str | None = None,
     source: str = "upload",
     password: str | None = None,
-    key: bytes | None = None,
+    key: str | None = None,
     mac_check: str = MacCheck.STRICT,
     dry_run: bool = False,
     actor: str,
     client: str | None = None,
 ) -> ImportReport:
-    """Import a seed file: bytes, or a seekable binary file, read as it goes.
+    """Import a seed file: bytes, or a seekable binary file, read as it goes. ``key`` is a
+    PSKC pre-shared key in hex, as every front end takes it.
 
     Every row is read, checked, compared with the inventory and its secret sealed *before* the
     write transaction, and waits in temporary tables (:class:`repo.Staging`); the transaction
@@ -136,7 +138,11 @@ def import_seeds(
     bad row writes nothing, and so does a serial or user that another writer added meanwhile
     (the copy fails on the unique index and the transaction with it: :class:`Conflict`)."""
     stream = stream_seed_file(
-        data, SeedFormat(fmt) if fmt else None, password=password, key=key, mac_check=mac_check
+        data,
+        SeedFormat(fmt) if fmt else None,
+        password=password,
+        key=preshared_key(key),
+        mac_check=mac_check,
     )
     with ctx.engine.connect() as conn:
         plan = _plan(ctx, conn, stream, source, dry_run)
@@ -154,6 +160,18 @@ def import_seeds(
         finally:
             _drop_staging(conn, plan)
     return plan.report
+
+
+def preshared_key(text: str | None) -> bytes | None:
+    """A PSKC pre-shared key typed as hex (spaces allowed), or None when none was given."""
+    if not text or not text.strip():
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ServiceError(
+            "the pre-shared key is not hex", hint="give the PSKC pre-shared key as hex digits"
+        ) from None
 
 
 def _publish(ctx: ServerContext, conn: Connection, staging: repo.Staging, kid: str) -> None:
@@ -216,18 +234,19 @@ def _plan_chunk(
     new_tokens: list[dict[str, Any]] = []
     for item in chunk:
         if not isinstance(item, SeedRecord):
-            action = "warning" if isinstance(item, RowWarning) else "error"
+            warned = isinstance(item, RowWarning)
+            action = ImportAction.WARNING if warned else ImportAction.ERROR
             plan.report.rows.append(
                 ImportRow(item.where, None, action, item.message, hint=item.hint)
             )
-            plan.failed = plan.failed or action == "error"
+            plan.failed = plan.failed or not warned
             continue
-        row = ImportRow(item.where, item.serial, "create", user=item.upn)
+        row = ImportRow(item.where, item.serial, ImportAction.CREATE, user=item.upn)
         plan.report.rows.append(row)
         old = existing.get(item.serial)
         if old is not None:
             row.action, row.message = _existing(ctx, old, item)
-            plan.failed = plan.failed or row.action == "error"
+            plan.failed = plan.failed or row.action is ImportAction.ERROR
             continue
         if item.upn and repo.user_key(item.upn) not in plan.user_ids:
             new_users.append(_new_user(plan, item.upn, now_dt))
@@ -237,25 +256,19 @@ def _plan_chunk(
         plan.staging.add(conn, plan.staging.tokens, new_tokens)
 
 
-def _existing(ctx: ServerContext, old: TokenRecord, rec: SeedRecord) -> tuple[str, str]:
+def _existing(ctx: ServerContext, old: TokenRecord, rec: SeedRecord) -> tuple[ImportAction, str]:
     """(action, message) for a serial the inventory already holds."""
+    error = ImportAction.ERROR
     if not _same_seed(ctx, old, rec):
-        return "error", f"serial {rec.serial} is already in the inventory with a different seed"
+        return error, f"serial {rec.serial} is already in the inventory with a different seed"
     if rec.upn and old.owner and old.owner.casefold() != rec.upn.casefold():
-        return "error", f"serial {rec.serial} is assigned to {old.owner}, not {rec.upn}"
-    return "unchanged", "already imported"
+        return error, f"serial {rec.serial} is assigned to {old.owner}, not {rec.upn}"
+    return ImportAction.UNCHANGED, "already imported"
 
 
 def _new_user(plan: _Plan, upn: str, now_dt: datetime) -> dict[str, Any]:
     """A user the file assigns tokens to and the server does not have yet."""
-    values = repo.user_values(
-        upn,
-        password_hash=None,
-        role="user",
-        display_name="",
-        must_change_password=False,
-        now=now_dt,
-    )
+    values = repo.user_values(upn, now=now_dt)
     plan.user_ids[values["username_key"]] = values["id"]
     plan.report.created_users.append(upn)
     return values
@@ -274,29 +287,23 @@ def _token_values(
     base = TokenState(
         last_step=rec.counter - 1 if rec.type is OtpType.HOTP else -1, drift=rec.drift
     )
-    return {
-        "id": token_id,
-        "serial": rec.serial,
-        "kind": "classic",
-        "type": rec.type.value,
-        "algorithm": rec.algorithm.value,
-        "digits": rec.digits,
-        "period": rec.period,
-        "secret_enc": ctx.ring.seal(rec.secret, token_id, plan.kid) if writing else b"",
-        "owner_id": owner_id,
-        "label": DEFAULT_LABELS["classic"] if owner_id else "",
-        "state": "active",
+    return repo.token_values(
+        **otp_shape(rec),
+        id=token_id,
+        serial=rec.serial,
+        kind=TokenKind.CLASSIC,
+        secret_enc=ctx.ring.seal(rec.secret, token_id, plan.kid) if writing else b"",
+        owner_id=owner_id,
+        label=DEFAULT_LABELS[TokenKind.CLASSIC] if owner_id else "",
+        state=TokenStatus.ACTIVE,
         **state_values(base),
-        "version": 0,
-        "imported_drift": rec.drift,
-        "manufacturer": rec.manufacturer,
-        "model": rec.model,
-        "source": source[:255],
-        "created_at": now_dt,
-        "activated_at": now_dt if owner_id else None,
-        "last_used_at": None,
-        "expires_at": None,
-    }
+        imported_drift=rec.drift,
+        manufacturer=rec.manufacturer,
+        model=rec.model,
+        source=source[:255],
+        created_at=now_dt,
+        activated_at=now_dt if owner_id else None,
+    )
 
 
 def _audit_import(
@@ -312,43 +319,62 @@ def _audit_import(
     if report.ok and not report.dry_run:
         details |= {
             "created": plan.created,
-            "unchanged": report.count("unchanged"),
+            "unchanged": report.count(ImportAction.UNCHANGED),
             "assigned": plan.assigned,
             "created_users": len(report.created_users),
         }
     else:
         details |= {
             "rows": len(report.rows),
-            "errors": report.count("error"),
+            "errors": report.count(ImportAction.ERROR),
             "dry_run": report.dry_run,
         }
     outcome = "success" if report.ok else "failure"
-    auditlog.record(
-        conn,
-        ctx,
-        actor=actor,
-        action="token.import",
-        outcome="dry_run" if report.dry_run and report.ok else outcome,
-        client=client,
-        reason=None if report.ok else "bad_rows",
-        details=details,
+    outcome = "dry_run" if report.dry_run and report.ok else outcome
+    reason = None if report.ok else "bad_rows"
+    row = auditlog.event(
+        ctx, "token.import", outcome, actor, client, reason=reason, details=details
     )
+    auditlog.write(conn, row)
 
 
-def list_inventory(ctx: ServerContext, **filters: Any) -> dict[str, Any]:
-    locked = filters.pop("locked", None)
+def list_inventory(
+    ctx: ServerContext, where: TokenFilter, *, limit: int = 100, offset: int = 0
+) -> Page[TokenRecord]:
     with ctx.engine.connect() as conn:
-        items, total = repo.list_tokens(conn, locked_at=ctx.now() if locked else None, **filters)
-    return {"items": [token_view(t, ctx.now()) for t in items], "total": total}
+        return repo.list_tokens(conn, where, now=ctx.now(), limit=limit, offset=offset)
 
 
-def _by_serial(conn: Any, serial: str) -> TokenRecord:
+def _by_serial(conn: Connection, serial: str) -> TokenRecord:
     """By serial; tokens without one (app methods) are addressed by their id."""
     check_serial(serial)  # a serial no column can hold is a 400 here, not a database error
     token = repo.get_token_by_serial(conn, serial) or repo.get_token(conn, serial)
     if token is None:
         raise NotFound(f"no token with serial {serial!r}", hint=NO_TOKEN_HINT)
     return token
+
+
+# What one admin operation does to a token in the transaction: the audit row's target user
+# and its details.
+Change = Callable[[Connection, TokenRecord], tuple[str | None, dict[str, Any]]]
+
+
+def _change(
+    ctx: ServerContext,
+    serial: str,
+    action: str,
+    change: Change,
+    *,
+    actor: str,
+    client: str | None,
+) -> TokenRecord:
+    """One admin operation on one token in one transaction: find it, change it, write its
+    audit row, and read it back as it now is."""
+    with ctx.begin() as conn:
+        token = _by_serial(conn, serial)
+        target_user, details = change(conn, token)
+        auditlog.success(conn, ctx, action, actor, client, target_user, serial, **details)
+        return _by_serial(conn, serial)
 
 
 def assign(
@@ -359,106 +385,69 @@ def assign(
     label: str | None = None,
     actor: str,
     client: str | None = None,
-) -> dict[str, Any]:
-    with ctx.begin() as conn:
-        token = _by_serial(conn, serial)
-        user = repo.get_user(conn, username)
-        if user is None:
-            raise NotFound(f"no user {username!r}", hint=NO_USER_HINT)
-        if token.owner_id == user.id:
-            raise Conflict(
-                f"token {serial} is already assigned to {user.username}",
-                hint="nothing to do: the user can already sign in with it",
-            )
-        if token.owner_id is not None:
-            raise Conflict(
-                f"token {serial} is assigned to {token.owner}",
-                hint="unassign it first (a token is re-used when its owner leaves)",
-            )
-        if token.state != "active":
-            raise Conflict(
-                f"token {serial} is {token.state}", hint="only an active token can be assigned"
-            )
-        if repo.count_methods(conn, user.id) >= ctx.settings.max_methods:
-            raise Conflict(
-                f"user {user.username!r} already has {ctx.settings.max_methods} methods",
-                hint="remove one of the user's methods first (KEYFOB_MAX_METHODS sets the limit)",
-            )
-        fresh = dataclasses.replace(
-            token.verification,
-            fail_count=0,
-            locked_until=0.0,
-            resync_step=None,
-            resync_offset=None,
-            resync_at=None,
-        )
+) -> TokenRecord:
+    def to_user(conn: Connection, token: TokenRecord) -> tuple[str, dict[str, Any]]:
+        user = user_named(conn, username)
+        _check_assignable(token, serial, user.id, user.username)
+        check_method_limit(ctx, conn, user)
         repo.update_token(
             conn,
             token.id,
             owner_id=user.id,
             activated_at=ctx.now_dt(),
             label=(label or DEFAULT_LABELS[token.kind])[:255],
-            **state_values(fresh),
+            **state_values(unlock(token.verification)),
         )
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.assign",
-            outcome="success",
-            target_user=user.username,
-            target_serial=serial,
-            client=client,
+        return user.username, {}
+
+    directory.require(ctx, username)  # a directory user is looked up (their row made) first
+    return _change(ctx, serial, "token.assign", to_user, actor=actor, client=client)
+
+
+def _check_assignable(token: TokenRecord, serial: str, user_id: str, username: str) -> None:
+    if token.owner_id == user_id:
+        raise Conflict(
+            f"token {serial} is already assigned to {username}",
+            hint="nothing to do: the user can already sign in with it",
         )
-        return token_view(_by_serial(conn, serial), ctx.now())
+    if token.owner_id is not None:
+        raise Conflict(
+            f"token {serial} is assigned to {token.owner}",
+            hint="unassign it first (a token is re-used when its owner leaves)",
+        )
+    if token.state is not TokenStatus.ACTIVE:
+        raise Conflict(
+            f"token {serial} is {token.state}", hint="only an active token can be assigned"
+        )
 
 
 def unassign(
     ctx: ServerContext, serial: str, *, actor: str, client: str | None = None
-) -> dict[str, Any]:
-    with ctx.begin() as conn:
-        token = _by_serial(conn, serial)
+) -> TokenRecord:
+    def to_stock(conn: Connection, token: TokenRecord) -> tuple[str | None, dict[str, Any]]:
         if token.owner_id is None:
             raise Conflict(
                 f"token {serial} is not assigned", hint="nothing to do: it is in the inventory"
             )
-        if token.kind == "app":
+        if token.kind is TokenKind.APP:
             raise Conflict(
                 "an app method cannot be re-assigned; remove it instead",
                 hint="remove it from the user's methods; the user can then set up a new one",
             )
-        repo.update_token(conn, token.id, **_released(token))
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.unassign",
-            outcome="success",
-            target_user=token.owner,
-            target_serial=serial,
-            client=client,
-        )
-        return token_view(_by_serial(conn, serial), ctx.now())
+        repo.update_token(conn, token.id, **released(token))
+        return token.owner, {}
+
+    return _change(ctx, serial, "token.unassign", to_stock, actor=actor, client=client)
 
 
 def unlock_token(
     ctx: ServerContext, serial: str, *, actor: str, client: str | None = None
-) -> dict[str, Any]:
-    with ctx.begin() as conn:
-        token = _by_serial(conn, serial)
+) -> TokenRecord:
+    def clear(conn: Connection, token: TokenRecord) -> tuple[str | None, dict[str, Any]]:
         repo.update_token(conn, token.id, **state_values(unlock(token.verification)))
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.unlock",
-            outcome="success",
-            target_user=token.owner,
-            target_serial=serial,
-            client=client,
-            details={"fail_count": token.verification.fail_count},
-        )
-        return token_view(_by_serial(conn, serial), ctx.now())
+        return token.owner, {"fail_count": token.verification.fail_count}
+
+    return _change(ctx, serial, "token.unlock", clear, actor=actor, client=client)
 
 
 def resync_token(
@@ -470,7 +459,7 @@ def resync_token(
     actor: str,
     client: str | None = None,
     owner: str | None = None,
-) -> dict[str, Any]:
+) -> TokenRecord:
     """Two consecutive codes at once; ``owner`` restricts it to that user's own token."""
     with ctx.begin() as conn:
         token = _by_serial(conn, serial)
@@ -485,7 +474,7 @@ def resync_token(
             hint="type two codes the token shows one after the other",
         )
     with ctx.engine.connect() as conn:
-        return token_view(_by_serial(conn, serial), ctx.now())
+        return _by_serial(conn, serial)
 
 
 def export(
@@ -499,44 +488,36 @@ def export(
 ) -> bytes:
     """Entra CSV (for upload to Azure) or password-encrypted PSKC of inventory tokens."""
     with ctx.begin() as conn:
-        items, _ = repo.list_tokens(
-            conn, kind="classic", assigned=True if assigned_only else None, limit=10**9
-        )
-        records = [
-            SeedRecord(
-                serial=t.serial or t.id,
-                secret=ctx.ring.open(t.secret_enc, t.id),
-                type=t.type,
-                algorithm=t.algorithm,
-                digits=t.digits,
-                period=t.period,
-                counter=t.verification.last_step + 1 if t.type is OtpType.HOTP else 0,
-                drift=t.verification.drift,
-                upn=t.owner,
-                manufacturer=t.manufacturer,
-                model=t.model,
-            )
-            for t in items
-            if t.state == "active"
-        ]
-        if fmt == "azure-csv":
-            out = write_entra_csv([r for r in records if r.type is OtpType.TOTP]).encode()
-        elif fmt == "pskc":
-            if not password:
-                raise ServiceError(
-                    "a PSKC export needs a password to encrypt it with",
-                    hint="give a password; the file holds every seed, so never export it bare",
-                )
-            out = write_pskc(records, password)
-        else:
-            raise ServiceError(f"unknown export format {fmt!r}", hint="use azure-csv or pskc")
-        auditlog.record(
-            conn,
-            ctx,
-            actor=actor,
-            action="token.export",
-            outcome="success",
-            client=client,
-            details={"format": fmt, "tokens": len(records)},
-        )
+        where = TokenFilter(kind=TokenKind.CLASSIC, assigned=True if assigned_only else None)
+        items = repo.list_tokens(conn, where, now=ctx.now(), limit=10**9).items
+        records = [_seed(ctx, t) for t in items if t.state is TokenStatus.ACTIVE]
+        out = _written(fmt, records, password)
+        auditlog.success(conn, ctx, "token.export", actor, client, format=fmt, tokens=len(records))
     return out
+
+
+def _seed(ctx: ServerContext, t: TokenRecord) -> SeedRecord:
+    """A stored token as a seed file holds it: the counter is the next one it will show."""
+    return SeedRecord(
+        serial=t.serial or t.id,
+        secret=ctx.ring.open(t.secret_enc, t.id),
+        **otp_shape(t),
+        counter=t.verification.last_step + 1 if t.type is OtpType.HOTP else 0,
+        drift=t.verification.drift,
+        upn=t.owner,
+        manufacturer=t.manufacturer,
+        model=t.model,
+    )
+
+
+def _written(fmt: str, records: list[SeedRecord], password: str | None) -> bytes:
+    if fmt == "azure-csv":
+        return write_entra_csv([r for r in records if r.type is OtpType.TOTP]).encode()
+    if fmt != "pskc":
+        raise ServiceError(f"unknown export format {fmt!r}", hint="use azure-csv or pskc")
+    if not password:
+        raise ServiceError(
+            "a PSKC export needs a password to encrypt it with",
+            hint="give a password; the file holds every seed, so never export it bare",
+        )
+    return write_pskc(records, password)

@@ -1,4 +1,5 @@
-"""``keyfob admin rotate-key``: re-encrypt every stored secret under a new master key.
+"""``keyfob admin rotate-key``: re-encrypt every stored secret under a new master key — token
+secrets and RADIUS clients' shared secrets alike (``keystate.sealed_rows`` lists both).
 
 The one rule: no key that sealed anything ever leaves the ring. The steps, each safe to be
 killed (``kill -9``) and simply run again:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keyfob.otp.verify import Decision, Policy, Reason, TokenParams, verify
-from keyfob.server import auditlog, decoy
+from keyfob.server import auditlog, decoy, directory
 from keyfob.server.context import ServerContext
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord
@@ -77,6 +77,12 @@ def validate(
     ctx: ServerContext, username: str, code: str, *, client: str | None = None, actor: str = "api"
 ) -> ValidationResult:
     target = username.strip()[:255]
+    # A directory user is looked up (or found in the cache: no LDAP round trip); one the
+    # directory refuses (disabled, outside the group, gone) is refused like an unknown user.
+    refusal = directory.admit(ctx, target).refusal
+    if refusal is not None:
+        decoy.parse(user=True, token_rows=1)
+        return _refuse_without_token(ctx, target, code, ctx.now(), refusal, client, actor)
     for _ in range(MAX_ATTEMPTS):
         with ctx.engine.connect() as conn:
             user, tokens = repo.active_tokens_of(conn, target)
@@ -134,18 +140,11 @@ def _apply(
                 conn, token, decision.state, accepted_step=decision.step, now=now_dt
             ):
                 raise _Raced
-            auditlog.record(
-                conn,
-                ctx,
-                actor=actor,
-                action="validate",
-                outcome="success",
-                target_user=username,
-                target_serial=token.serial,
-                reason=decision.reason.value,
-                client=client,
-                details={"token_id": token.id, "drift": decision.state.drift},
-            )
+            who = (actor, client, username, token.serial)
+            what = {"token_id": token.id, "drift": decision.state.drift}
+            reason = decision.reason.value
+            row = auditlog.event(ctx, "validate", "success", *who, reason=reason, details=what)
+            auditlog.write(conn, row)
             return ValidationResult(True, decision.reason.value, token.serial)
         entries: list[dict[str, Any]] = []
         for token, decision in decisions:
@@ -164,15 +163,7 @@ def _failure(
     ctx: ServerContext, target: str, reason: str, client: str | None, actor: str
 ) -> dict[str, Any]:
     """The audit row of every refused validation, whatever refused it."""
-    return auditlog.entry(
-        ctx,
-        actor=actor,
-        action="validate",
-        outcome="failure",
-        target_user=target,
-        reason=reason,
-        client=client,
-    )
+    return auditlog.event(ctx, "validate", "failure", actor, client, target, reason=reason)
 
 
 def _newly_locked(ctx: ServerContext, token: TokenRecord, decision: Decision) -> bool:
@@ -187,17 +178,8 @@ def _lockout_entry(
     client: str | None,
     actor: str,
 ) -> dict[str, Any]:
-    return auditlog.entry(
-        ctx,
-        actor=actor,
-        action="token.lockout",
-        outcome="locked",
-        target_user=username,
-        target_serial=token.serial,
-        client=client,
-        details={
-            "token_id": token.id,
-            "fail_count": decision.state.fail_count,
-            "seconds": round(decision.state.locked_until - ctx.now()),
-        },
-    )
+    state = decision.state
+    seconds = round(state.locked_until - ctx.now())
+    what = {"token_id": token.id, "fail_count": state.fail_count, "seconds": seconds}
+    who = (actor, client, username, token.serial)
+    return auditlog.event(ctx, "token.lockout", "locked", *who, details=what)

@@ -1,64 +1,86 @@
-"""How tokens and users are shown to API clients and the CLI (never a secret)."""
+"""How the service layer's records are shown to API clients, the pages and the CLI: plain
+JSON values (ISO 8601 times, enums as their words), never a secret but the one an enrolment
+hands out once."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
-from keyfob.server.store.records import TokenRecord, UserRecord
+from keyfob.formats.qr import encode_svg
+from keyfob.otp import group_key, to_base32
+from keyfob.server.store.records import (
+    ApiKeyRecord,
+    AuditRecord,
+    Enrolment,
+    Page,
+    TokenRecord,
+    UserRecord,
+)
 
 
-def _iso(when: datetime | None) -> str | None:
-    return when.isoformat() if when else None
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value.value if isinstance(value, Enum) else value
+
+
+def _pick(record: object, *names: str) -> dict[str, Any]:
+    return {name: _plain(getattr(record, name)) for name in names}
 
 
 def token_view(t: TokenRecord, now: float) -> dict[str, Any]:
     v = t.verification
-    return {
-        "id": t.id,
-        "serial": t.serial,
-        "reported_serial": t.reported_serial,
-        "kind": t.kind,
-        "type": t.type.value,
-        "algorithm": t.algorithm.value,
-        "digits": t.digits,
-        "period": t.period,
-        "owner": t.owner,
-        "label": t.label,
-        "state": t.state,
-        "drift_steps": v.drift,
-        "drift_seconds": v.drift * t.period,
-        "fail_count": v.fail_count,
-        "locked": v.locked_until > now,
-        "locked_until": v.locked_until if v.locked_until > now else None,
-        "manufacturer": t.manufacturer,
-        "model": t.model,
-        "source": t.source,
-        "created_at": _iso(t.created_at),
-        "activated_at": _iso(t.activated_at),
-        "last_used_at": _iso(t.last_used_at),
-        "expires_at": _iso(t.expires_at),
-    }
+    locked = v.locked_until > now
+    return (
+        _pick(t, "id", "serial", "reported_serial", "kind", "type", "algorithm", "digits")
+        | _pick(t, "period", "owner", "label", "state")
+        | {
+            "drift_steps": v.drift,
+            "drift_seconds": v.drift * t.period,
+            "fail_count": v.fail_count,
+            "locked": locked,
+            "locked_until": v.locked_until if locked else None,
+        }
+        | _pick(t, "manufacturer", "model", "source", "created_at", "activated_at")
+        | _pick(t, "last_used_at", "expires_at")
+    )
+
+
+def tokens_view(page: Page[TokenRecord], now: float) -> dict[str, Any]:
+    return {"items": [token_view(t, now) for t in page.items], "total": page.total}
 
 
 def user_view(u: UserRecord) -> dict[str, Any]:
-    return {
-        "username": u.username,
-        "display_name": u.display_name,
-        "role": u.role,
-        "disabled": u.disabled,
-        "must_change_password": u.must_change_password,
-        "created_at": _iso(u.created_at),
-    }
+    return _pick(
+        u, "username", "display_name", "role", "disabled", "must_change_password", "created_at"
+    )
 
 
-def api_key_view(k: dict[str, Any]) -> dict[str, Any]:
+def api_key_view(k: ApiKeyRecord) -> dict[str, Any]:
     """An API key's record: what it is, when it was made, last used and revoked; no hash."""
-    return {
-        "id": k["id"],
-        "name": k["name"],
-        "role": k["role"],
-        "created_at": _iso(k["created_at"]),
-        "last_used_at": _iso(k["last_used_at"]),
-        "revoked_at": _iso(k["revoked_at"]),
-    }
+    return _pick(k, "id", "name", "role", "created_at", "last_used_at", "revoked_at")
+
+
+def audit_view(e: AuditRecord) -> dict[str, Any]:
+    return _pick(e, "id", "at", "actor", "action", "target_user", "target_serial", "outcome") | (
+        _pick(e, "reason", "client", "details")
+    )
+
+
+def enrolment_view(e: Enrolment) -> dict[str, Any]:
+    """What a user needs to set a method up: the ``otpauth://`` URI and its QR code, the key in
+    base32 and in groups of four, the parameters, and until when it can be verified."""
+    uri, secret = e.otpauth_uri, e.credential.secret
+    return (
+        _pick(e, "id", "kind", "label")
+        | {
+            "otpauth_uri": uri,
+            "secret": to_base32(secret),
+            "manual_key": group_key(secret),
+            "qr_svg": encode_svg(uri, title="Scan with your authenticator app"),
+        }
+        | _pick(e.credential, "algorithm", "digits", "period")
+        | _pick(e, "expires_at")
+    )

@@ -99,7 +99,7 @@ def request(path: Path, message: dict[str, Any], timeout: float = 5.0) -> dict[s
             line = stream.readline()
     if not line:
         raise TokenError("the emulator closed the control connection")
-    reply = json.loads(line)
+    reply: dict[str, Any] = json.loads(line)  # the control server answers one JSON object a line
     if "error" in reply:
         raise TokenError(f"emulator: {reply['error']}")
     return reply

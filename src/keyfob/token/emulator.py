@@ -214,7 +214,12 @@ class Card:
     def press(self, profile: int = 0) -> str:
         raise NotImplementedError
 
-    def to_state(self) -> dict[str, Any]:
+    def _own_status(self) -> dict[str, Any]:
+        """The family's part of :meth:`status`."""
+        raise NotImplementedError
+
+    def _own_state(self) -> dict[str, Any]:
+        """The family's part of :meth:`to_state`: what survives power-off."""
         raise NotImplementedError
 
     def status(self) -> dict[str, Any]:
@@ -231,6 +236,19 @@ class Card:
             "apdus": self.apdu_count,
             "commands": self.command_counts(),
             "faults": self.faults.as_dict(),
+            **self._own_status(),
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        """The state file: which token this is, its family's state, its clock."""
+        return {
+            "family": self.family.value,
+            "model": self.model.name,
+            "serial": self.serial,
+            **self._own_state(),
+            "rtc_value": self.rtc.value,
+            "rtc_set_at": self.rtc.set_at,
+            "drift_ppm": self.rtc.drift_ppm,
         }
 
     def save(self) -> None:
@@ -242,13 +260,6 @@ class Card:
         with os.fdopen(fd, "w") as fh:
             fh.write(data)
         os.replace(tmp, self.state_file)
-
-    def _rtc_state(self) -> dict[str, float]:
-        return {
-            "rtc_value": self.rtc.value,
-            "rtc_set_at": self.rtc.set_at,
-            "drift_ppm": self.rtc.drift_ppm,
-        }
 
 
 def _code(seed: bytes, device_time: float, algorithm: Algorithm, step: int, digits: int) -> str:
@@ -338,29 +349,23 @@ class SingleProfileToken(Card):
                 SINGLE_PROFILE_DIGITS,
             )
 
-    def status(self) -> dict[str, Any]:
-        data = super().status()
-        data.update(
+    def _own_status(self) -> dict[str, Any]:
+        return dict(
             seed_present=self.seed is not None,
             algorithm=self.algorithm.algorithm.value,
             period=self.step.seconds,
             display_timeout=int(self.display_timeout),
             key_locked=self.key_locked,
         )
-        return data
 
-    def to_state(self) -> dict[str, Any]:
+    def _own_state(self) -> dict[str, Any]:
         return {
-            "family": self.family.value,
-            "model": self.model.name,
-            "serial": self.serial,
             "seed": self.seed.hex() if self.seed else None,
             "algorithm": int(self.algorithm),
             "step": int(self.step),
             "display_timeout": int(self.display_timeout),
             "key_locked": self.key_locked,
             "restricted_sync": self.restricted_sync,
-            **self._rtc_state(),
         }
 
     def load_state(self, data: dict[str, Any]) -> None:
@@ -411,8 +416,24 @@ class _Pending:
     key: bytes = field(default=b"", repr=False)
 
 
+@dataclass(frozen=True)
+class LockedScreen:
+    """What a locked screen shows and refuses. Token2's notes give the lock and unlock commands
+    and nothing more (docs/token-protocol.md §5.5, LOW); the smallest assumption is that the lock
+    is a flag the token keeps and nothing else changes. This is the one place to change when a
+    real token shows otherwise."""
+
+    display: str | None = None  # what a press shows while locked; None: the code, as unlocked
+    refused: frozenset[int] = frozenset()  # INS a locked token refuses …
+    refusal: p.Sw = p.Sw.AUTH_FAILED  # … with this status word (a guess, like the rest)
+
+
+LOCKED_SCREEN = LockedScreen()
+
+
 class Molto2Token(Card):
-    """The USB multi-profile Molto2 (§5, §6.2)."""
+    """The USB multi-profile Molto2 (§5, §6.2); the Molto2v2 model is firmware 2.1, with the
+    screen lock (§5.5)."""
 
     family = Family.MOLTO2
 
@@ -422,6 +443,14 @@ class Molto2Token(Card):
         self.tries_left = MOLTO2_AUTH_TRIES
         self.profiles = [Profile() for _ in range(model.profiles)]
         self.pending: _Pending | None = None
+        self.screen_locked = False  # persistent, like the key (§5.5)
+        self.locked_screen = LOCKED_SCREEN
+
+    def process(self, raw: bytes) -> bytes:
+        """What a locked screen refuses is refused before anything else (:class:`LockedScreen`)."""
+        if self.screen_locked and p.peek_ins(raw) in self.locked_screen.refused:
+            return _sw(self.locked_screen.refusal)
+        return super().process(raw)
 
     def _profile(self, index: int) -> Profile | None:
         return self.profiles[index] if 0 <= index < len(self.profiles) else None
@@ -440,7 +469,21 @@ class Molto2Token(Card):
         if apdu.ins == p.Ins.FACTORY_RESET:  # no key needed; commits on ▲
             self.pending = _Pending("factory_reset")
             return _sw(p.Sw.WAIT_FOR_BUTTON)
+        if apdu.ins == p.Ins.SCREEN_LOCK and self.model.screen_lock:  # else 6D00, as before 2.1
+            return self._screen_lock(apdu)
         return _sw(p.Sw.INS_NOT_SUPPORTED)
+
+    def _screen_lock(self, apdu: p.Apdu) -> bytes:
+        """Plain, but only on an authenticated session (M2T §3); the two bodies of §5.5 only."""
+        if (apdu.p1, apdu.p2) != (p.P1_SCREEN, p.P2_SCREEN_LOCK):
+            return _sw(p.Sw.WRONG_P1P2)
+        if not self.authenticated:
+            return _sw(p.Sw.AUTH_FAILED)
+        locked = p.SCREEN_LOCK_REQUEST.get(apdu.data)
+        if locked is None:
+            return _sw(p.Sw.WRONG_DATA)
+        self.screen_locked = locked
+        return _ok()
 
     def _read_public(self, apdu: p.Apdu) -> bytes:
         if apdu.le is not None:  # case 4 (§5.3)
@@ -525,6 +568,7 @@ class Molto2Token(Card):
                 self.key = molto2_key(MOLTO2_DEFAULT_CUSTOMER_KEY)
                 self.profiles = [Profile() for _ in range(self.model.profiles)]
                 self.tries_left = MOLTO2_AUTH_TRIES
+                self.screen_locked = False  # factory state (§5.5)
             self.authenticated = False
             self.save()
             return pending.kind
@@ -543,6 +587,8 @@ class Molto2Token(Card):
 
     def press(self, profile: int = 0) -> str:
         with self.lock:
+            if self.screen_locked and self.locked_screen.display is not None:
+                return self.locked_screen.display
             prof = self._profile(profile)
             if prof is None or not prof.seed:
                 return "no seed"
@@ -554,27 +600,26 @@ class Molto2Token(Card):
                 prof.digits,
             )
 
-    def status(self) -> dict[str, Any]:
-        data = super().status()
-        data["occupied_profiles"] = [i for i, pr in enumerate(self.profiles) if pr.seed]
-        data["tries_left"] = self.tries_left
-        data["pending_confirmation"] = self.pending.kind if self.pending else None
-        return data
+    def _own_status(self) -> dict[str, Any]:
+        return dict(
+            occupied_profiles=[i for i, pr in enumerate(self.profiles) if pr.seed],
+            tries_left=self.tries_left,
+            pending_confirmation=self.pending.kind if self.pending else None,
+            screen_locked=self.screen_locked if self.model.screen_lock else None,  # None: no lock
+        )
 
-    def to_state(self) -> dict[str, Any]:
+    def _own_state(self) -> dict[str, Any]:
         return {
-            "family": self.family.value,
-            "model": self.model.name,
-            "serial": self.serial,
             "key": self.key.hex(),
             "tries_left": self.tries_left,
+            "screen_locked": self.screen_locked,
             "profiles": [pr.to_state() for pr in self.profiles],
-            **self._rtc_state(),
         }
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.key = bytes.fromhex(data["key"])
         self.tries_left = data["tries_left"]
+        self.screen_locked = bool(data.get("screen_locked", False))  # older files have none
         self.profiles = [Profile.from_state(x) for x in data["profiles"]]
 
 
@@ -606,7 +651,7 @@ def create(
         stored = by_name(data["model"])
         cls = Molto2Token if stored.family is Family.MOLTO2 else SingleProfileToken
         card = cls(stored, serial or data["serial"], host_clock=host_clock, state_file=state_file)
-        card.load_state(data)  # type: ignore[attr-defined]
+        card.load_state(data)
         card.rtc = Rtc(data["rtc_value"], data["rtc_set_at"], drift_ppm or data["drift_ppm"])
         if clock_offset:
             card.rtc.set(card.device_time() + clock_offset, host_clock())

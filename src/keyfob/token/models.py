@@ -18,6 +18,7 @@ class Model:
     serial_prefix: str
     restricted_sync: bool  # a config (clock) write erases the seed
     profiles: int = 1
+    screen_lock: bool = False  # takes INS D8: Molto2 firmware 2.1 and later (§5.5)
 
 
 MODELS: tuple[Model, ...] = (
@@ -30,7 +31,7 @@ MODELS: tuple[Model, ...] = (
     Model("C301-i", Family.SINGLE, "8659610", True),
     Model("C302-i", Family.SINGLE, "8659632", False),
     Model("Molto2", Family.MOLTO2, "", False, profiles=50),
-    Model("Molto2v2", Family.MOLTO2, "", False, profiles=100),
+    Model("Molto2v2", Family.MOLTO2, "", False, profiles=100, screen_lock=True),  # firmware 2.1
 )
 
 ALIASES = {

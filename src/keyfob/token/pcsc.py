@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import time
+from types import ModuleType
 
 from keyfob.token import protocol as p
 from keyfob.token.connection import Connection
 from keyfob.token.errors import NoReader, TransportLost
 
 
-def _pyscard():  # noqa: ANN202 - pyscard has no types; import lazily: it needs libpcsclite
+def _pyscard() -> tuple[ModuleType, tuple[type[Exception], ...], type[Exception]]:
+    """pyscard's reader list and the exceptions we catch; imported lazily: it needs
+    libpcsclite (and it has no types, so its module's members are ``Any``)."""
     try:
         from smartcard import System
         from smartcard.Exceptions import CardConnectionException, NoCardException
@@ -48,7 +51,7 @@ def list_readers(with_card: bool = False) -> list[str]:
         except card_errors:
             continue
         finally:
-            with contextlib.suppress(card_errors):
+            with contextlib.suppress(*card_errors):
                 conn.disconnect()
     return present
 
@@ -160,6 +163,6 @@ class PcscConnection(Connection):
 
     def close(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(self._card_errors):
+            with contextlib.suppress(*self._card_errors):
                 self._conn.disconnect()
             self._conn = None

@@ -36,6 +36,15 @@ from keyfob.token.tlv import Tlv
 T = TypeVar("T")
 
 
+def _member(find: Callable[[], T], message: str, hint: str) -> T:
+    """The enum member ``find`` looks up; a value no token takes is a :class:`BadData` that
+    says what to do instead, raised before anything is sent."""
+    try:
+        return find()
+    except (KeyError, ValueError):
+        raise BadData(message, hint=hint) from None
+
+
 class Cla(IntEnum):
     PLAIN = 0x80
     SECURE = 0x84  # MAC-protected
@@ -49,7 +58,7 @@ class Ins(IntEnum):
     WRITE_CONFIG = 0xD4  # also: Molto2 per-profile time sync
     WRITE_TITLE = 0xD5
     SET_CUSTOMER_KEY = 0xD7
-    SCREEN_LOCK = 0xD8
+    SCREEN_LOCK = 0xD8  # lock / unlock the screen (Molto2 firmware 2.1 and later)
     DELETE_SEED = 0xE6
     FACTORY_RESET = 0x56
 
@@ -57,6 +66,10 @@ class Ins(IntEnum):
 P1_CHALLENGE = 0x08  # 80 4B 08 00: an 8-byte challenge
 P1_SEED = 0x01  # 84 C5 01 pp
 P1_PROFILE_CONFIG = 0x01  # 84 D4 01 pp (Molto2; the single-profile config has P1 = 00)
+P1_SCREEN = 0x0C  # 80 D8 0C 02: the screen lock of Molto2 firmware 2.1 and later (§5.5)
+P2_SCREEN_LOCK = 0x02
+SCREEN_LOCK_BODY = {True: b"", False: b"\x01"}  # lock: no data (P3 = 00); unlock: 01 (§5.5)
+SCREEN_LOCK_REQUEST = {body: locked for locked, body in SCREEN_LOCK_BODY.items()}  # card side
 
 
 class Tag(IntEnum):
@@ -84,13 +97,11 @@ class HmacAlgorithm(IntEnum):
     @classmethod
     def of(cls, algorithm: Algorithm) -> HmacAlgorithm:
         """The wire code of an OATH algorithm; a typed refusal for one no token computes."""
-        try:
-            return cls[algorithm.name]
-        except KeyError:
-            raise BadData(
-                f"{algorithm.value} is not supported by these tokens (SHA1 or SHA256)",
-                hint="enrol the account with SHA1 or SHA256, or use a software authenticator",
-            ) from None
+        return _member(
+            lambda: cls[algorithm.name],
+            f"{algorithm.value} is not supported by these tokens (SHA1 or SHA256)",
+            "enrol the account with SHA1 or SHA256, or use a software authenticator",
+        )
 
 
 class TimeStep(IntEnum):
@@ -102,20 +113,16 @@ class TimeStep(IntEnum):
 
     @property
     def seconds(self) -> int:
-        return _STEP_SECONDS[self]
+        """The byte itself: its unit bits are 00 (seconds) for both steps in use."""
+        return int(self)
 
     @classmethod
     def of_seconds(cls, seconds: int) -> TimeStep:
-        for step, secs in _STEP_SECONDS.items():
-            if secs == seconds:
-                return step
-        raise BadData(
+        return _member(
+            lambda: cls(seconds),
             f"a {seconds} s period is not supported by these tokens (30 or 60)",
-            hint="enrol the account with a 30 or 60 second period",
+            "enrol the account with a 30 or 60 second period",
         )
-
-
-_STEP_SECONDS = {TimeStep.S30: 30, TimeStep.S60: 60}
 
 
 class DisplayTimeout(IntEnum):
@@ -371,6 +378,13 @@ def factory_reset() -> Apdu:
     return Apdu(Cla.PLAIN, Ins.FACTORY_RESET, 0, 0, log_data=True)
 
 
+def screen_lock(locked: bool) -> Apdu:
+    """``80 D8 0C 02 00`` locks, ``80 D8 0C 02 01 01`` unlocks (§5.5): plain, with no MAC,
+    though the token wants an authenticated session; nothing secret in it, so loggable."""
+    body = SCREEN_LOCK_BODY[locked]
+    return Apdu(Cla.PLAIN, Ins.SCREEN_LOCK, P1_SCREEN, P2_SCREEN_LOCK, body, log_data=True)
+
+
 # --- the config TLV --------------------------------------------------------------------------
 
 
@@ -386,7 +400,7 @@ class ConfigLayout(Enum):
     SYNC = "Molto2 time sync"  # §5.2: clock only
 
 
-_LAYOUTS = {  # (display, algorithm, digits, step) present → layout
+_LAYOUTS: dict[tuple[bool, ...], ConfigLayout] = {  # (display, algorithm, digits, step) present
     (True, True, False, True): ConfigLayout.SINGLE,
     (True, True, True, True): ConfigLayout.MOLTO2,
     (False, False, False, False): ConfigLayout.SYNC,

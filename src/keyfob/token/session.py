@@ -9,7 +9,8 @@ advice (:data:`SW_RULES`, after yubikit's ``SmartCardProtocol.send_apdu``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from keyfob.otp import Algorithm
@@ -25,6 +26,7 @@ from keyfob.token.errors import (
     NoSuchProfile,
     NotAuthenticated,
     NotFound,
+    NotSupported,
     TokenError,
     TransportLost,
 )
@@ -39,12 +41,32 @@ _FRAMING_HINT = (
 @dataclass(frozen=True)
 class SwRule:
     """What a status word means to the caller: the error raised, its message after
-    ``"<what>: "`` (``{sw}`` is the described status, ``{tries}`` the tries left), the hint."""
+    ``"<what>: "`` (``{sw}`` is the described status, ``{tries}`` the tries left), the hint;
+    ``by_ins``: what the same word means to one command, where it says more than usual."""
 
     error: type[TokenError]
     message: str
     hint: str | None = None
+    by_ins: Mapping[int, SwRule] = field(default_factory=dict)
 
+    def for_ins(self, ins: int | None) -> SwRule:
+        return self.by_ins.get(ins, self) if ins is not None else self
+
+    def make(self, what: str, sw: int | None = None) -> TokenError:
+        """The error for ``what``; ``sw`` is None when the client refuses before asking."""
+        message = self.message
+        if sw is not None:
+            message = message.format(sw=p.describe_sw(sw), tries=p.tries_left(sw))
+        return self.error(f"{what}: {message}", hint=self.hint, sw=sw)
+
+
+NO_SCREEN_LOCK = SwRule(
+    NotSupported,
+    "this token's firmware has no screen lock (Molto2 v2.1 or later needed)",
+    "nothing was changed; keyfob token info shows which token is on the reader",
+)
+"""6D00 to the screen lock (§5.5) means older firmware, not a framing fault; the same refusal,
+before anything is sent, answers a lock asked of a token of another family."""
 
 SW_RULES: dict[p.Sw, SwRule] = {
     p.Sw.WAIT_FOR_BUTTON: SwRule(
@@ -65,7 +87,9 @@ SW_RULES: dict[p.Sw, SwRule] = {
     p.Sw.WRONG_P1P2: SwRule(NoSuchProfile, "{sw}", "keyfob token info lists the profiles"),
     p.Sw.WRONG_LENGTH: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
     p.Sw.CASE4_NOT_ALLOWED: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
-    p.Sw.INS_NOT_SUPPORTED: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
+    p.Sw.INS_NOT_SUPPORTED: SwRule(
+        CommandRejected, "{sw}", _FRAMING_HINT, by_ins={p.Ins.SCREEN_LOCK: NO_SCREEN_LOCK}
+    ),
     p.Sw.CLA_NOT_SUPPORTED: SwRule(CommandRejected, "{sw}", _FRAMING_HINT),
 }
 """Every status word but OK → one error class (``tests/tokens/test_status_words.py``)."""
@@ -79,16 +103,19 @@ SESSION_EXPIRED = SwRule(
 :class:`AuthenticationFailed` — the same status word, told apart by what the client believed."""
 
 
-def error_for(sw: int, what: str, *, authenticated: bool = False) -> TokenError | None:
-    """The exception a status word stands for, or None for success."""
+def error_for(
+    sw: int, what: str, *, authenticated: bool = False, ins: int | None = None
+) -> TokenError | None:
+    """The exception a status word stands for, or None for success; ``ins``, the command's,
+    picks a command's own meaning of the word where the table has one."""
     code = p.Sw.of(sw)
     if code is p.Sw.OK:
         return None
     if code is None:
         return TokenError(f"{what}: {p.describe_sw(sw)}", sw=sw)
-    rule = SESSION_EXPIRED if code is p.Sw.AUTH_FAILED and authenticated else SW_RULES[code]
-    message = rule.message.format(sw=p.describe_sw(sw), tries=p.tries_left(sw))
-    error = rule.error(f"{what}: {message}", hint=rule.hint, sw=sw)
+    expired = code is p.Sw.AUTH_FAILED and authenticated
+    rule = SESSION_EXPIRED if expired else SW_RULES[code].for_ins(ins)
+    error = rule.make(what, sw)
     if code is p.Sw.WRONG_KEY and isinstance(error, AuthenticationFailed):
         error.tries_left = p.tries_left(sw)
     return error
@@ -125,7 +152,7 @@ class TokenSession:
             trace.lost(trace.client, what)
             raise
         trace.response(trace.client, sw, len(data), what)
-        error = error_for(sw, what, authenticated=self.authenticated)
+        error = error_for(sw, what, authenticated=self.authenticated, ins=apdu.ins)
         if error is not None:
             raise error
         return data
@@ -259,3 +286,11 @@ class Molto2Session(TokenSession):
 
     def factory_reset(self) -> None:
         self._send(p.factory_reset(), "factory reset")
+
+    def lock_screen(self) -> None:
+        """Firmware 2.1 and later, on an authenticated session; older firmware answers 6D00,
+        raised as :class:`NotSupported` (:data:`NO_SCREEN_LOCK`)."""
+        self._send(p.screen_lock(True), "lock screen")
+
+    def unlock_screen(self) -> None:
+        self._send(p.screen_lock(False), "unlock screen")

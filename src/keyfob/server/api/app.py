@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,12 +19,15 @@ from keyfob import __version__
 from keyfob.server.api import problems
 from keyfob.server.api.auth import require_metrics
 from keyfob.server.api.guard import InputGuard
+from keyfob.server.api.middleware import HttpMiddleware
 from keyfob.server.api.problems import error_json
-from keyfob.server.api.routes import _ImportFailed, router
+from keyfob.server.api.routes import TAGS, _ImportFailed, router
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
+from keyfob.server.metrics import MetricSet
 from keyfob.server.nodes import NodeHeartbeat
-from keyfob.server.web import admin_pages, auth_pages, self_service
+from keyfob.server.tls import HSTS
+from keyfob.server.web import admin_pages, auth_pages, radius_pages, self_service
 from keyfob.server.web.common import HERE as WEB_DIR
 from keyfob.server.web.common import CsrfError, Redirect
 from keyfob.server.web.ratelimit import LoginLimiter
@@ -32,35 +35,27 @@ from keyfob.server.web.ratelimit import LoginLimiter
 log = logging.getLogger("keyfob.server")
 
 
-class Metrics:
+class Metrics(MetricSet):
     """Prometheus metrics in the app's own registry (several apps can live in one process)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.validations = Counter(
-            "keyfob_validations",
-            "Validation requests by result",
-            ["result"],
-            registry=self.registry,
+        super().__init__()
+        self.validations = self.counter(
+            "keyfob_validations", "Validation requests by result", "result"
         )
-        self.validate_seconds = Histogram(
-            "keyfob_validate_seconds",
-            "Time to answer a validation",
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        self.validate_seconds = self.latency(
+            "keyfob_validate_seconds", "Time to answer a validation"
         )
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Refuse request bodies over the limit before they are read into memory (413)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+        super().__init__(app)
+        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_big = error_json(413, "too_large", f"request body is larger than {self.limit} bytes")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
@@ -92,15 +87,12 @@ CSP = (
 )
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """Strict CSP (no inline scripts anywhere), no framing, no sniffing, no caching of pages
     that show secrets. The OpenAPI pages keep their own needs."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(("/docs", "/redoc")):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith(("/docs", "/redoc")):
             await self.app(scope, receive, send)
             return
 
@@ -115,6 +107,8 @@ class SecurityHeaders:
                 ]
                 if not scope["path"].startswith("/static"):
                     headers.append((b"cache-control", b"no-store"))
+                if scope.get("scheme") == "https":  # TLS here or at a trusted proxy
+                    headers.append((b"strict-transport-security", HSTS))
                 message["headers"] = headers
             await send(message)
 
@@ -139,6 +133,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         version=__version__,
         description="MFA server for hardware OTP tokens: validation, enrolment, "
         "token inventory and audit.",
+        openapi_tags=TAGS,
     )
     app.state.ctx = ctx
     app.state.metrics = Metrics()
@@ -147,6 +142,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(auth_pages.router)
     app.include_router(self_service.router)
     app.include_router(admin_pages.router)
+    app.include_router(radius_pages.router)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
     @app.exception_handler(Redirect)
@@ -169,15 +165,21 @@ def create_app(ctx: ServerContext) -> FastAPI:
 
     problems.install(app)  # every other error: JSON with a hint, or the message page
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], summary="Health check")
     def healthz() -> dict[str, str]:
         with ctx.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        description="Validation counts and timings as Prometheus text, for an API key with "
+        "role metrics or admin.",
+    )
     def metrics(request: Request) -> Response:
-        """Prometheus text, for a bearer key with role metrics or admin; refusals in JSON."""
+        # Refusals are JSON like every other machine path.
         try:
             require_metrics(request)
         except ServiceError as exc:

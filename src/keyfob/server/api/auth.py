@@ -22,6 +22,7 @@ from keyfob.server.context import ServerContext
 from keyfob.server.errors import Forbidden, TooManyAttempts, Unauthorized
 from keyfob.server.store import repo
 from keyfob.server.store.records import UserRecord
+from keyfob.server.store.vocab import ApiRole
 from keyfob.server.web.ratelimit import LoginLimiter
 
 
@@ -37,11 +38,12 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.kind == "apikey" and self.role == "admin"
+        return self.kind == "apikey" and self.role == ApiRole.ADMIN
 
 
 def _ctx(request: Request) -> ServerContext:
-    return request.app.state.ctx
+    ctx: ServerContext = request.app.state.ctx  # set by create_app; Starlette's state is Any
+    return ctx
 
 
 def _refused() -> Unauthorized:
@@ -117,7 +119,7 @@ async def require_validate(request: Request) -> Principal:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
         key = accounts.check_api_key(_ctx(request), value.strip())
-        if key is not None and key.role in ("validate", "admin"):
+        if key is not None and key.role in (ApiRole.VALIDATE, ApiRole.ADMIN):
             return Principal("apikey", key.name, key.role)
         if key is not None:
             raise Forbidden("this needs an API key with role validate or admin")
@@ -162,6 +164,6 @@ def require_metrics(request: Request) -> Principal:
             hint="send 'Authorization: Bearer <API key>' with role metrics or admin "
             "(keyfob admin apikey create --role metrics)",
         )
-    if key.role not in ("metrics", "admin"):
+    if key.role not in (ApiRole.METRICS, ApiRole.ADMIN):
         raise Forbidden("this needs an API key with role metrics or admin")
     return Principal("apikey", key.name, key.role)

@@ -14,8 +14,9 @@ import binascii
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from keyfob.server.api.middleware import HttpMiddleware
 from keyfob.server.api.problems import respond
 from keyfob.server.inputs import USERNAME_MAX, clean_client, describe, forbidden_at
 
@@ -66,17 +67,11 @@ def refusal(scope: Scope) -> tuple[str, str] | None:
     return None
 
 
-class InputGuard:
+class InputGuard(HttpMiddleware):
     """ASGI middleware: refuse unstorable text in the path, query and Basic user name (400), and
     clamp the client address to a storable one."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         if client:  # what every consumer (audit, rate limits) then sees
             scope["client"] = (clean_client(client[0]), client[1])

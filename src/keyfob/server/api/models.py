@@ -12,7 +12,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from keyfob.server.enrolment import PERIODS
 from keyfob.server.inputs import SERIAL_MAX, refuse_forbidden
+from keyfob.server.store.vocab import Role, TokenKind
 
 
 class _Body(BaseModel):
@@ -36,15 +38,20 @@ class UserBody(_Body):
     username: str = Field(min_length=1, max_length=255)
     password: str | None = Field(default=None, max_length=1024)
     display_name: str = Field(default="", max_length=255)
-    role: Literal["user", "admin"] = "user"
+    role: Role = Role.USER
 
 
 class BeginBody(_Body):
-    kind: Literal["app", "programmable"]
+    kind: Literal[TokenKind.APP, TokenKind.PROGRAMMABLE]
     label: str | None = Field(default=None, max_length=255)
     algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
     digits: int = Field(default=6, ge=6, le=10)
-    period: Literal[30, 60] = 30
+    # Checked by the service, so that a bad period is the same 400 here and on the page.
+    period: int = Field(
+        default=30,
+        description="seconds each code lasts: 30 or 60",
+        json_schema_extra={"enum": list(PERIODS)},
+    )
 
 
 class VerifyBody(_Body):

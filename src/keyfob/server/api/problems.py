@@ -19,11 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from keyfob.errors import KeyfobError
-from keyfob.server.errors import ServiceError, TooManyAttempts
-from keyfob.server.web.common import render
+from keyfob.server.api.middleware import HttpMiddleware
+from keyfob.server.errors import http_headers, http_status
+from keyfob.server.web.common import message_page
 
 log = logging.getLogger("keyfob.server")
 
@@ -94,30 +95,17 @@ def respond(
     shows only a hint written for the case: the defaults speak to API clients)."""
     if is_api(request.scope):
         return error_json(status, code, message, hint, headers)
-    page = render(
-        request,
-        "message.html",
-        status,
-        title="That did not work",
-        message=message,
-        hint=hint,
-        back="/",
+    return message_page(
+        request, status, message, hint, headers, title="That did not work", back="/"
     )
-    page.headers.update(headers or {})
-    return page
-
-
-async def _service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    headers = {"WWW-Authenticate": 'Bearer, Basic realm="keyfob"'} if exc.status == 401 else None
-    if isinstance(exc, TooManyAttempts):
-        headers = {"Retry-After": str(exc.retry_after)}
-    return respond(request, exc.status, exc.code, exc.message, exc.hint, headers)
 
 
 async def _keyfob_error(request: Request, exc: Exception) -> Response:
+    """A service error's own status and headers (Retry-After, WWW-Authenticate), any other
+    bad input's 400: the same mapping as the pages' forms (keyfob.server.errors)."""
     assert isinstance(exc, KeyfobError)
-    return respond(request, 400, exc.code, exc.message, exc.hint)
+    status, headers = http_status(exc), http_headers(exc) or None
+    return respond(request, status, exc.code, exc.message, exc.hint, headers)
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
@@ -181,25 +169,18 @@ def _summary(exc: BaseException) -> str:
 
 def install(app: FastAPI) -> None:
     """Register the handlers that give every known error its answer."""
-    app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(KeyfobError, _keyfob_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
 
 
-class CatchAll:
+class CatchAll(HttpMiddleware):
     """The last net: an exception nothing handled becomes a 500 in the usual shape (JSON with a
     hint, or the message page) instead of Starlette's plain text, and is logged as its type and
     stack only — never its message, which may hold request values."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watch(message: Message) -> None:

@@ -1,16 +1,20 @@
-"""REST routes (docs/design.md §6.2). Each: authorise, call a service, shape the answer."""
+"""REST routes (docs/design.md §6.2). Each authorises, calls a service and shapes the records
+it returns (keyfob.server.views); the pages call the same services.
+
+What API clients read in the OpenAPI description is each route's ``summary`` and
+``description``; notes for developers stay in comments (tests/server/test_openapi.py).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from keyfob.server import accounts, enrolment, inventory
+from keyfob.server import accounts, auditlog, enrolment, inventory
 from keyfob.server.api.auth import (
     Principal,
     require_admin,
@@ -28,41 +32,74 @@ from keyfob.server.api.models import (
     ValidateBody,
     VerifyBody,
 )
+from keyfob.server.auditlog import Caller
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
 from keyfob.server.inputs import MAX_OFFSET
-from keyfob.server.store import repo
+from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord
 from keyfob.server.validation import validate
-from keyfob.server.views import api_key_view, user_view
+from keyfob.server.views import (
+    api_key_view,
+    audit_view,
+    enrolment_view,
+    token_view,
+    tokens_view,
+    user_view,
+)
 
-router = APIRouter(prefix="/api/v1")
+# One router per part of the API: its tag (the section of /docs) is said once.
+validation_api = APIRouter(prefix="/api/v1", tags=["validate"])
+users_api = APIRouter(prefix="/api/v1", tags=["users"])
+methods_api = APIRouter(prefix="/api/v1", tags=["methods"])
+inventory_api = APIRouter(prefix="/api/v1", tags=["inventory"])
+audit_api = APIRouter(prefix="/api/v1", tags=["audit"])
+apikeys_api = APIRouter(prefix="/api/v1", tags=["apikeys"])
 Admin = Annotated[Principal, Depends(require_admin)]
 # Bounded: an OFFSET past PostgreSQL's bigint is a database error, not an empty page.
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (at most 10^9)")]
+# The sections of /docs, each with what every route in it needs.
+TAGS = [
+    {"name": "validate", "description": "Needs an API key with role validate or admin."},
+    {"name": "users", "description": "Needs an admin API key."},
+    {
+        "name": "methods",
+        "description": "A user's sign-in methods. With an admin API key, or with the user's own "
+        "password (HTTP Basic) while the user has no active method yet.",
+    },
+    {"name": "inventory", "description": "Every token, in stock or not. Needs an admin API key."},
+    {"name": "audit", "description": "Needs an admin API key."},
+    {"name": "apikeys", "description": "Needs an admin API key."},
+    {"name": "ops", "description": "For load balancers and Prometheus."},
+]
 
 
 def _ctx(request: Request) -> ServerContext:
-    return request.app.state.ctx
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
 
 
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def _shown(request: Request, token: TokenRecord) -> dict[str, Any]:
+    return token_view(token, _ctx(request).now())
 
 
-@router.post("/validate", tags=["validate"])
+def _by(who: Principal, request: Request) -> Caller:
+    return {"actor": who.actor, "client": request.client.host if request.client else None}
+
+
+# Deliberately ``async`` and run on the event loop: a validation is ~0.3 ms of CPU with three
+# short statements, and handing it to the thread pool (twice, with a sync dependency) cost more
+# than the work itself and made 40 threads fight over the GIL.
+@validation_api.post(
+    "/validate",
+    summary="Check a user's code",
+    description="The answer is accept or reject and nothing more: an unknown or disabled user, "
+    "a locked token and a wrong code are all a reject.",
+)
 async def post_validate(
     body: ValidateBody, request: Request, who: Annotated[Principal, Depends(require_validate)]
 ) -> dict[str, str]:
-    """Check a user's code. The answer is only accept or reject, whatever the reason.
-
-    Deliberately ``async`` and run on the event loop: a validation is ~0.3 ms of CPU with three
-    short statements, and handing it to the thread pool (twice, with a sync dependency) cost
-    more than the work itself and made 40 threads fight over the GIL.
-    """
     started = time.perf_counter()
-    result = validate(
-        _ctx(request), body.username, body.code, client=_client(request), actor=who.actor
-    )
+    result = validate(_ctx(request), body.username, body.code, **_by(who, request))
     metrics = request.app.state.metrics
     metrics.validations.labels("accept" if result.accepted else "reject").inc()
     metrics.validate_seconds.observe(time.perf_counter() - started)
@@ -72,7 +109,12 @@ async def post_validate(
 # --- users -------------------------------------------------------------------------------
 
 
-@router.post("/users", status_code=201, tags=["users"])
+@users_api.post(
+    "/users",
+    status_code=201,
+    summary="Create a user",
+    description="A password given here is one-time: the user sets their own at first sign-in.",
+)
 def post_user(body: UserBody, request: Request, who: Admin) -> dict[str, Any]:
     user = accounts.create_user(
         _ctx(request),
@@ -80,110 +122,99 @@ def post_user(body: UserBody, request: Request, who: Admin) -> dict[str, Any]:
         password=body.password,
         role=body.role,
         display_name=body.display_name,
-        actor=who.actor,
-        client=_client(request),
+        **_by(who, request),
     )
     return user_view(user)
 
 
-@router.get("/users", tags=["users"])
+@users_api.get("/users", summary="List users")
 def get_users(request: Request, who: Admin) -> dict[str, Any]:
     return {"items": [user_view(u) for u in accounts.list_users(_ctx(request))]}
 
 
-@router.get("/users/{username}/tokens", tags=["methods"])
+@methods_api.get(
+    "/users/{username}/tokens",
+    summary="List a user's sign-in methods",
+)
 def get_methods(username: str, request: Request) -> dict[str, Any]:
     require_self_or_admin(request, username)
-    return {"items": enrolment.list_methods(_ctx(request), username)}
+    ctx = _ctx(request)
+    return {"items": [token_view(t, ctx.now()) for t in enrolment.list_methods(ctx, username)]}
 
 
-@router.post("/users/{username}/tokens", status_code=201, tags=["methods"])
+@methods_api.post(
+    "/users/{username}/tokens",
+    status_code=201,
+    summary="Begin adding an app or a programmable token",
+    description="Makes a new TOTP secret and answers it once, as an otpauth URI, a base32 key "
+    "and a QR code. The method becomes active after one correct code (verify) and expires "
+    "unverified after KEYFOB_ENROL_TTL seconds.",
+)
 def post_begin(username: str, body: BeginBody, request: Request) -> dict[str, Any]:
     who = require_self_or_admin(request, username)
-    return enrolment.begin(
-        _ctx(request),
-        username,
-        body.kind,
-        label=body.label,
-        algorithm=body.algorithm,
-        digits=body.digits,
-        period=body.period,
-        actor=who.actor,
-        client=_client(request),
-    )
+    options = body.model_dump(include={"label", "algorithm", "digits", "period"})
+    begun = enrolment.begin(_ctx(request), username, body.kind, **options, **_by(who, request))
+    return enrolment_view(begun)
 
 
-@router.post("/users/{username}/tokens/assign", tags=["methods"])
+@methods_api.post(
+    "/users/{username}/tokens/assign",
+    summary="Claim a token from stock",
+    description="With the serial on the token and a code it shows now; a token whose clock is "
+    "off needs its next code too. Every refusal is the same 422; failed claims are limited per "
+    "user and per address (429 with Retry-After).",
+)
 def post_self_assign(username: str, body: SelfAssignBody, request: Request) -> dict[str, Any]:
     who = require_self_or_admin(request, username)
-    return enrolment.self_assign(
-        _ctx(request),
-        username,
-        body.serial,
-        body.code,
-        label=body.label,
-        actor=who.actor,
-        client=_client(request),
+    token = enrolment.self_assign(
+        _ctx(request), username, body.serial, body.code, label=body.label, **_by(who, request)
     )
+    return {"id": token.id, "serial": token.serial, "state": token.state}
 
 
-@router.post("/users/{username}/tokens/{token_id}/verify", tags=["methods"])
+@methods_api.post(
+    "/users/{username}/tokens/{token_id}/verify",
+    summary="Activate a method with its first code",
+    description="One correct code activates the method and records how far its clock is off. "
+    "A programmable token's printed serial may be given, as a label.",
+)
 def post_verify(username: str, token_id: str, body: VerifyBody, request: Request) -> dict[str, Any]:
     who = require_self_or_admin(request, username)
-    return enrolment.verify_enrolment(
-        _ctx(request),
-        username,
-        token_id,
-        body.code,
-        serial=body.serial,
-        actor=who.actor,
-        client=_client(request),
+    token = enrolment.verify_enrolment(
+        _ctx(request), username, token_id, body.code, serial=body.serial, **_by(who, request)
     )
+    view = token_view(token, _ctx(request).now())
+    return {k: view[k] for k in ("id", "state", "serial", "reported_serial", "drift_steps")}
 
 
-@router.delete("/users/{username}/tokens/{token_id}", status_code=204, tags=["methods"])
+@methods_api.delete(
+    "/users/{username}/tokens/{token_id}",
+    status_code=204,
+    summary="Remove a sign-in method",
+    description="An app or programmable token is deleted; a token from stock goes back to stock.",
+)
 def delete_method(username: str, token_id: str, request: Request) -> Response:
     who = require_self_or_admin(request, username)
-    enrolment.remove(_ctx(request), username, token_id, actor=who.actor, client=_client(request))
+    enrolment.remove(_ctx(request), username, token_id, **_by(who, request))
     return Response(status_code=204)
 
 
 # --- inventory ---------------------------------------------------------------------------
 
 
-@router.post("/tokens/import", tags=["inventory"])
+@inventory_api.post(
+    "/tokens/import",
+    summary="Import a seed file",
+    description="PSKC, Entra/Azure CSV, OATH CSV or a list of otpauth URIs. All or nothing: a "
+    "file with a bad row imports nothing (422, with every row's result). Importing again is "
+    "harmless: known serials stay unchanged. With dry_run, every row is checked and nothing "
+    "is imported.",
+)
 def post_import(body: ImportBody, request: Request, who: Admin) -> dict[str, Any]:
-    if (body.content is None) == (body.content_base64 is None):
-        raise ServiceError(
-            "give the file as exactly one of content or content_base64",
-            hint="send text files (CSV, URIs, PSKC XML) as content, anything else as "
-            "content_base64",
-        )
-    if body.content is not None:
-        data = body.content.encode("utf-8")
-    else:
-        try:
-            data = base64.b64decode(body.content_base64 or "", validate=True)
-        except binascii.Error:
-            raise ServiceError(
-                "content_base64 is not valid base64",
-                hint="encode the file with standard base64 on one line (base64 -w0 FILE)",
-            ) from None
-    try:
-        key = bytes.fromhex(body.key) if body.key else None
-    except ValueError:
-        raise ServiceError("key is not hex", hint="give the pre-shared key as hex digits") from None
+    options = body.model_dump(include={"password", "key", "mac_check", "dry_run"})
+    data, source = _file_bytes(body), body.filename
     report = inventory.import_seeds(
-        _ctx(request),
-        data,
-        fmt=body.format,
-        source=body.filename,
-        password=body.password,
-        key=key,
-        mac_check=body.mac_check,
-        dry_run=body.dry_run,
-        actor=who.actor,
-        client=_client(request),
+        _ctx(request), data, fmt=body.format, source=source, **options, **_by(who, request)
     )
     result = report.as_dict()
     if not report.ok and not body.dry_run:
@@ -191,10 +222,31 @@ def post_import(body: ImportBody, request: Request, who: Admin) -> dict[str, Any
     return result
 
 
-class _ImportFailed(ServiceError):
-    status = 422
-    code = "import_rejected"
+def _file_bytes(body: ImportBody) -> bytes:
+    if (body.content is None) == (body.content_base64 is None):
+        raise ServiceError(
+            "give the file as exactly one of content or content_base64",
+            hint="send text files (CSV, URIs, PSKC XML) as content, anything else as "
+            "content_base64",
+        )
+    if body.content is not None:
+        try:
+            return body.content.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate (\udXXX) survives JSON decoding
+            raise ServiceError(
+                f"content is not text: position {exc.start} holds an unpaired surrogate",
+                hint="send the file as UTF-8 text in content, or as content_base64",
+            ) from None
+    try:
+        return base64.b64decode(body.content_base64 or "", validate=True)
+    except (binascii.Error, ValueError):  # ValueError: a character outside ASCII
+        raise ServiceError(
+            "content_base64 is not valid base64",
+            hint="encode the file with standard base64 on one line (base64 -w0 FILE)",
+        ) from None
 
+
+class _ImportFailed(ServiceError, status=422, code="import_rejected"):
     def __init__(self, report: dict[str, Any]) -> None:
         first = next(r for r in report["rows"] if r["action"] == "error")
         super().__init__(
@@ -205,41 +257,35 @@ class _ImportFailed(ServiceError):
         self.report = report
 
 
-@router.get("/tokens", tags=["inventory"])
+@inventory_api.get(
+    "/tokens",
+    summary="List tokens",
+    description="The stock and every user's methods, filtered and a page at a time.",
+)
 def get_tokens(
     request: Request,
     who: Admin,
-    state: Annotated[str | None, Query(max_length=16)] = None,
-    kind: Annotated[str | None, Query(max_length=16)] = None,
-    owner: Annotated[str | None, Query(max_length=255)] = None,
-    assigned: bool | None = None,
-    locked: bool | None = None,
-    serial: Annotated[str | None, Query(max_length=128)] = None,
+    where: Annotated[TokenFilter, Depends()],  # the admin page's filter, as query parameters
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    return inventory.list_inventory(
-        _ctx(request),
-        state=state,
-        kind=kind,
-        owner=owner,
-        assigned=assigned,
-        locked=locked,
-        serial=serial,
-        limit=limit,
-        offset=offset,
-    )
+    ctx = _ctx(request)
+    return tokens_view(inventory.list_inventory(ctx, where, limit=limit, offset=offset), ctx.now())
 
 
-@router.post("/tokens/export", tags=["inventory"])
+@inventory_api.post(
+    "/tokens/export",
+    summary="Export tokens",
+    description="The factory-seeded tokens (assigned or not), as an Entra/Azure CSV of the TOTP "
+    "ones or as a password-encrypted PSKC file.",
+)
 def post_export(body: ExportBody, request: Request, who: Admin) -> Response:
     data = inventory.export(
         _ctx(request),
         body.format,
         password=body.password,
         assigned_only=body.assigned_only,
-        actor=who.actor,
-        client=_client(request),
+        **_by(who, request),
     )
     media = "text/csv" if body.format == "azure-csv" else "application/pskc+xml"
     name = "keyfob-tokens.csv" if body.format == "azure-csv" else "keyfob-tokens.pskcxml"
@@ -248,79 +294,82 @@ def post_export(body: ExportBody, request: Request, who: Admin) -> Response:
     )
 
 
-@router.post("/tokens/{serial}/assign", tags=["inventory"])
+@inventory_api.post("/tokens/{serial}/assign", summary="Assign a token to a user")
 def post_assign(serial: str, body: AssignBody, request: Request, who: Admin) -> dict[str, Any]:
-    return inventory.assign(
-        _ctx(request),
-        serial,
-        body.username,
-        label=body.label,
-        actor=who.actor,
-        client=_client(request),
-    )
+    caller = _by(who, request)
+    token = inventory.assign(_ctx(request), serial, body.username, label=body.label, **caller)
+    return _shown(request, token)
 
 
-@router.post("/tokens/{serial}/unassign", tags=["inventory"])
+@inventory_api.post("/tokens/{serial}/unassign", summary="Return a token to stock")
 def post_unassign(serial: str, request: Request, who: Admin) -> dict[str, Any]:
-    return inventory.unassign(_ctx(request), serial, actor=who.actor, client=_client(request))
+    return _shown(request, inventory.unassign(_ctx(request), serial, **_by(who, request)))
 
 
-@router.post("/tokens/{serial}/unlock", tags=["inventory"])
+@inventory_api.post(
+    "/tokens/{serial}/unlock",
+    summary="Unlock a token",
+    description="Clears the wrong-code count and the lock; the learned clock drift stays.",
+)
 def post_unlock(serial: str, request: Request, who: Admin) -> dict[str, Any]:
-    return inventory.unlock_token(_ctx(request), serial, actor=who.actor, client=_client(request))
+    return _shown(request, inventory.unlock_token(_ctx(request), serial, **_by(who, request)))
 
 
-@router.post("/tokens/{serial}/resync", tags=["inventory"])
+@inventory_api.post(
+    "/tokens/{serial}/resync",
+    summary="Resynchronise a token",
+    description="With two codes the token shows one after the other; also clears a lock.",
+)
 def post_resync(serial: str, body: ResyncBody, request: Request, who: Admin) -> dict[str, Any]:
-    return inventory.resync_token(
-        _ctx(request), serial, body.code1, body.code2, actor=who.actor, client=_client(request)
-    )
+    caller = _by(who, request)
+    token = inventory.resync_token(_ctx(request), serial, body.code1, body.code2, **caller)
+    return _shown(request, token)
 
 
 # --- audit -------------------------------------------------------------------------------
 
 
-@router.get("/audit", tags=["audit"])
+@audit_api.get(
+    "/audit",
+    summary="Read the audit log",
+    description="Newest first. user matches the actor or the target user; action matches a "
+    "prefix (token. is every token action).",
+)
 def get_audit(
     request: Request,
     who: Admin,
-    user: Annotated[str | None, Query(max_length=255)] = None,
-    serial: Annotated[str | None, Query(max_length=128)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    outcome: Annotated[str | None, Query(max_length=16)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    where: Annotated[AuditFilter, Depends()],  # the admin page's filter, as query parameters
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    with _ctx(request).engine.connect() as conn:
-        items, total = repo.query_audit(
-            conn,
-            user=user,
-            serial=serial,
-            action=action,
-            outcome=outcome,
-            since=since,
-            until=until,
-            limit=limit,
-            offset=offset,
-        )
-    for item in items:
-        item["at"] = item["at"].isoformat()
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    page = auditlog.query(_ctx(request), where, limit=limit, offset=offset)
+    items = [audit_view(e) for e in page.items]
+    return {"items": items, "total": page.total, "limit": limit, "offset": offset}
 
 
 # --- API keys ----------------------------------------------------------------------------
 
 
-@router.get("/apikeys", tags=["apikeys"])
+@apikeys_api.get(
+    "/apikeys",
+    summary="List API keys",
+    description="Every key with its role and dates, revoked ones included; never a key or its "
+    "hash.",
+)
 def get_apikeys(request: Request, who: Admin) -> dict[str, Any]:
-    """Every API key with its dates, revoked ones included; never a key or its hash."""
     return {"items": [api_key_view(k) for k in accounts.list_api_keys(_ctx(request))]}
 
 
-@router.delete("/apikeys/{key}", tags=["apikeys"])
+@apikeys_api.delete(
+    "/apikeys/{key}",
+    summary="Revoke an API key",
+    description="By its id or its name. Every server refuses the key from its next request.",
+)
 def delete_apikey(key: str, request: Request, who: Admin) -> dict[str, Any]:
-    """Revoke the key with this id (or name): refused by every worker from the next request."""
-    revoked = accounts.revoke_api_key(_ctx(request), key, actor=who.actor, client=_client(request))
+    revoked = accounts.revoke_api_key(_ctx(request), key, **_by(who, request))
     return api_key_view(revoked)
+
+
+router = APIRouter()  # all of them, for the app
+for group in (validation_api, users_api, methods_api, inventory_api, audit_api, apikeys_api):
+    router.include_router(group)

@@ -20,7 +20,13 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from keyfob.server.store.schema import key_state, radius_clients, server_nodes, tokens
+from keyfob.server.store.schema import (
+    directories,
+    key_state,
+    radius_clients,
+    server_nodes,
+    tokens,
+)
 
 
 def lock_current_kid(conn: Connection, *, exclusive: bool) -> str | None:
@@ -62,11 +68,15 @@ def sealed_rows(conn: Connection) -> list[tuple[str, str, bytes]]:
         ("radius_clients", r.id, bytes(r.secret_enc))
         for r in conn.execute(select(radius_clients.c.id, radius_clients.c.secret_enc))
     ]
+    rows += [  # directory bind passwords (server/directory/)
+        ("directories", r.id, bytes(r.secret_enc))
+        for r in conn.execute(select(directories.c.id, directories.c.secret_enc))
+    ]
     return rows
 
 
 def reseal(conn: Connection, table: str, row_id: str, blob: bytes) -> None:
-    t = tokens if table == "tokens" else radius_clients
+    t = {"tokens": tokens, "directories": directories}.get(table, radius_clients)
     conn.execute(update(t).where(t.c.id == row_id).values(secret_enc=blob))
 
 

@@ -9,13 +9,17 @@ nodes — exactly one can accept it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
+    ColumnDefault,
+    ColumnElement,
     Connection,
     MetaData,
+    Select,
     Table,
     and_,
     bindparam,
@@ -26,12 +30,26 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql import FromClause
 
 from keyfob.otp.verify import TokenState
-from keyfob.server.store.records import TokenRecord, UserRecord, state_values
+from keyfob.server.store.records import (
+    STATE_COLUMNS,
+    ApiKeyRecord,
+    AuditFilter,
+    AuditRecord,
+    Page,
+    TokenFilter,
+    TokenRecord,
+    UserRecord,
+    state_values,
+)
 from keyfob.server.store.schema import api_keys, audit, tokens, users
+from keyfob.server.store.vocab import Role, TokenStatus
 
 _TOKEN_COLUMNS = [*tokens.c, users.c.username.label("owner")]
+_TOKENS_AND_OWNERS = tokens.outerjoin(users, tokens.c.owner_id == users.c.id)
+R = TypeVar("R")
 
 
 def new_id() -> str:
@@ -58,48 +76,26 @@ def get_password_hash(conn: Connection, username: str) -> tuple[UserRecord, str 
     return UserRecord.from_row(row), row._mapping["password_hash"]
 
 
-def insert_user(
-    conn: Connection,
-    username: str,
-    *,
-    password_hash: str | None,
-    role: str,
-    display_name: str,
-    must_change_password: bool,
-    now: datetime,
-) -> UserRecord:
-    values = user_values(
-        username,
-        password_hash=password_hash,
-        role=role,
-        display_name=display_name,
-        must_change_password=must_change_password,
-        now=now,
-    )
+def insert_user(conn: Connection, values: dict[str, Any]) -> UserRecord:
+    """Insert a row made by :func:`user_values`, and read it back."""
     conn.execute(insert(users).values(**values))
     return UserRecord.from_row(conn.execute(select(users).where(users.c.id == values["id"])).one())
 
 
-def user_values(
-    username: str,
-    *,
-    password_hash: str | None,
-    role: str,
-    display_name: str,
-    must_change_password: bool,
-    now: datetime,
-) -> dict[str, Any]:
-    """A new users row (with a new id): for :func:`insert_user` and for bulk inserts."""
+def user_values(username: str, *, now: datetime, **values: Any) -> dict[str, Any]:
+    """A new users row (with a new id): ``values`` over those of an enabled user without a
+    password; for :func:`insert_user` and for bulk inserts."""
     return {
         "id": new_id(),
         "username": username.strip(),
         "username_key": user_key(username),
-        "display_name": display_name,
-        "password_hash": password_hash,
-        "must_change_password": must_change_password,
-        "role": role,
+        "display_name": "",
+        "password_hash": None,
+        "must_change_password": False,
+        "role": Role.USER,
         "disabled": False,
         "created_at": now,
+        **values,
     }
 
 
@@ -138,10 +134,8 @@ def lock_user(conn: Connection, user_id: str) -> None:
 # --- tokens ------------------------------------------------------------------------------
 
 
-def _token_select() -> Any:
-    return select(*_TOKEN_COLUMNS).select_from(
-        tokens.outerjoin(users, tokens.c.owner_id == users.c.id)
-    )
+def _token_select() -> Select[Any]:
+    return select(*_TOKEN_COLUMNS).select_from(_TOKENS_AND_OWNERS)
 
 
 # Hot-path statements are built once: constructing a SQLAlchemy statement costs more than
@@ -149,23 +143,16 @@ def _token_select() -> Any:
 _ACTIVE_TOKENS = (
     select(users, *[c.label(f"t_{c.name}") for c in tokens.c])
     .select_from(
-        users.outerjoin(tokens, and_(tokens.c.owner_id == users.c.id, tokens.c.state == "active"))
+        users.outerjoin(
+            tokens, and_(tokens.c.owner_id == users.c.id, tokens.c.state == TokenStatus.ACTIVE)
+        )
     )
     .where(users.c.username_key == bindparam("ukey"))
-)
-_STATE_COLUMNS = (
-    "last_step",
-    "drift",
-    "fail_count",
-    "locked_until",
-    "resync_step",
-    "resync_offset",
-    "resync_at",
 )
 _CAS = (
     update(tokens)
     .where(tokens.c.id == bindparam("b_id"), tokens.c.version == bindparam("b_version"))
-    .values({c: bindparam(f"v_{c}") for c in (*_STATE_COLUMNS, "version")})
+    .values({c: bindparam(f"v_{c}") for c in (*STATE_COLUMNS, "version")})
 )
 _CAS_ACCEPT = (
     update(tokens)
@@ -174,7 +161,7 @@ _CAS_ACCEPT = (
         tokens.c.version == bindparam("b_version"),
         tokens.c.last_step < bindparam("b_step"),
     )
-    .values({c: bindparam(f"v_{c}") for c in (*_STATE_COLUMNS, "version", "last_used_at")})
+    .values({c: bindparam(f"v_{c}") for c in (*STATE_COLUMNS, "version", "last_used_at")})
 )
 _INSERT_AUDIT = insert(audit)
 
@@ -232,47 +219,71 @@ def count_methods(conn: Connection, user_id: str) -> int:
     return conn.execute(
         select(func.count())
         .select_from(tokens)
-        .where(tokens.c.owner_id == user_id, tokens.c.state.in_(["active", "pending"]))
+        .where(
+            tokens.c.owner_id == user_id,
+            tokens.c.state.in_([TokenStatus.ACTIVE, TokenStatus.PENDING]),
+        )
     ).scalar_one()
 
 
-def list_tokens(
+def _conditions(*pairs: tuple[Any, Callable[[Any], ColumnElement[bool]]]) -> list[Any]:
+    """The condition of each (value, condition) pair whose value is given (not None, not "")."""
+    return [condition(value) for value, condition in pairs if value is not None and value != ""]
+
+
+def _page(
     conn: Connection,
+    query: Select[Any],
+    counted: FromClause,
+    where: list[Any],
+    record: Callable[[Any], R],
     *,
-    state: str | None = None,
-    kind: str | None = None,
-    owner: str | None = None,
-    assigned: bool | None = None,
-    serial: str | None = None,
-    locked_at: float | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[TokenRecord], int]:
-    conds = []
-    if state:
-        conds.append(tokens.c.state == state)
-    if kind:
-        conds.append(tokens.c.kind == kind)
-    if owner:
-        conds.append(users.c.username_key == user_key(owner))
-    if assigned is not None:
-        conds.append(tokens.c.owner_id.isnot(None) if assigned else tokens.c.owner_id.is_(None))
-    if serial:
-        conds.append(
-            or_(tokens.c.serial.like(f"{serial}%"), tokens.c.reported_serial.like(f"{serial}%"))
-        )
-    if locked_at is not None:
-        conds.append(tokens.c.locked_until > locked_at)
-    base = tokens.outerjoin(users, tokens.c.owner_id == users.c.id)
-    total = conn.execute(select(func.count()).select_from(base).where(*conds)).scalar_one()
-    rows = conn.execute(
-        _token_select()
-        .where(*conds)
-        .order_by(tokens.c.serial, tokens.c.created_at)
-        .limit(limit)
-        .offset(offset)
+    limit: int,
+    offset: int,
+) -> Page[R]:
+    """One page of ``query`` under ``where``, and the count of every row it matches."""
+    total = conn.execute(select(func.count()).select_from(counted).where(*where)).scalar_one()
+    rows = conn.execute(query.where(*where).limit(limit).offset(offset))
+    return Page([record(r) for r in rows], total)
+
+
+def list_tokens(
+    conn: Connection, where: TokenFilter, *, now: float, limit: int = 100, offset: int = 0
+) -> Page[TokenRecord]:
+    conds = _conditions(
+        (where.state, lambda v: tokens.c.state == v),
+        (where.kind, lambda v: tokens.c.kind == v),
+        (where.owner, lambda v: users.c.username_key == user_key(v)),
+        (
+            where.assigned,
+            lambda v: tokens.c.owner_id.isnot(None) if v else tokens.c.owner_id.is_(None),
+        ),
+        (
+            where.serial,
+            lambda v: or_(tokens.c.serial.like(f"{v}%"), tokens.c.reported_serial.like(f"{v}%")),
+        ),
+        (now if where.locked else None, lambda v: tokens.c.locked_until > v),
     )
-    return [TokenRecord.from_row(r) for r in rows], total
+    query = _token_select().order_by(tokens.c.serial, tokens.c.created_at)
+    return _page(
+        conn, query, _TOKENS_AND_OWNERS, conds, TokenRecord.from_row, limit=limit, offset=offset
+    )
+
+
+_NEW_TOKEN: dict[str, Any] = {
+    **{c.name: None for c in tokens.c if c.nullable},
+    **state_values(TokenState()),
+    "label": "",
+    "version": 0,
+    "imported_drift": 0,
+    "source": "enrolled",
+}
+
+
+def token_values(**values: Any) -> dict[str, Any]:
+    """A whole new tokens row: ``values`` over those of a fresh token (no owner, no serial, no
+    use yet, a new verification state), for :func:`insert_token` and for staged imports."""
+    return {**_NEW_TOKEN, **values}
 
 
 def insert_token(conn: Connection, values: dict[str, Any]) -> None:
@@ -316,7 +327,9 @@ def _staging_table(meta: MetaData, real: Table) -> Table:
         Column(
             c.name,
             c.type,
-            default=c.default.arg if c.default is not None and c.default.is_scalar else None,
+            default=c.default.arg
+            if isinstance(c.default, ColumnDefault) and c.default.is_scalar
+            else None,
         )
         for c in real.c
     ]
@@ -335,7 +348,7 @@ def delete_token(conn: Connection, token_id: str) -> None:
 
 def delete_expired_pending(conn: Connection, now: datetime) -> int:
     return conn.execute(
-        delete(tokens).where(tokens.c.state == "pending", tokens.c.expires_at < now)
+        delete(tokens).where(tokens.c.state == TokenStatus.PENDING, tokens.c.expires_at < now)
     ).rowcount
 
 
@@ -379,12 +392,8 @@ def serials_present(conn: Connection, serials: list[str]) -> dict[str, TokenReco
 # --- audit -------------------------------------------------------------------------------
 
 
-def insert_audit(conn: Connection, **values: Any) -> None:
-    values.setdefault("target_user", None)
-    values.setdefault("target_serial", None)
-    values.setdefault("reason", None)
-    values.setdefault("client", None)
-    values.setdefault("details", None)
+def insert_audit(conn: Connection, values: dict[str, Any]) -> None:
+    """One audit row (with every column given)."""
     conn.execute(_INSERT_AUDIT, values)
 
 
@@ -414,40 +423,24 @@ def count_audit(
 
 
 def query_audit(
-    conn: Connection,
-    *,
-    user: str | None = None,
-    serial: str | None = None,
-    action: str | None = None,
-    outcome: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[dict[str, Any]], int]:
-    conds = []
-    if user:
-        conds.append(
-            or_(
-                func.lower(audit.c.target_user) == user_key(user),
-                func.lower(audit.c.actor) == user_key(user),
-            )
-        )
-    if serial:
-        conds.append(audit.c.target_serial == serial)
-    if action:
-        conds.append(audit.c.action.like(f"{action}%"))
-    if outcome:
-        conds.append(audit.c.outcome == outcome)
-    if since:
-        conds.append(audit.c.at >= since)
-    if until:
-        conds.append(audit.c.at < until)
-    total = conn.execute(select(func.count()).select_from(audit).where(*conds)).scalar_one()
-    rows = conn.execute(
-        select(audit).where(*conds).order_by(audit.c.id.desc()).limit(limit).offset(offset)
+    conn: Connection, where: AuditFilter, *, limit: int = 50, offset: int = 0
+) -> Page[AuditRecord]:
+    conds = _conditions(
+        (
+            where.user,
+            lambda v: or_(
+                func.lower(audit.c.target_user) == user_key(v),
+                func.lower(audit.c.actor) == user_key(v),
+            ),
+        ),
+        (where.serial, lambda v: audit.c.target_serial == v),
+        (where.action, lambda v: audit.c.action.like(f"{v}%")),
+        (where.outcome, lambda v: audit.c.outcome == v),
+        (where.since, lambda v: audit.c.at >= v),
+        (where.until, lambda v: audit.c.at < v),
     )
-    return [dict(r._mapping) for r in rows], total
+    query = select(audit).order_by(audit.c.id.desc())
+    return _page(conn, query, audit, conds, AuditRecord.from_row, limit=limit, offset=offset)
 
 
 # --- API keys ----------------------------------------------------------------------------
@@ -461,14 +454,14 @@ def insert_api_key(conn: Connection, **values: Any) -> None:
 _GET_API_KEY = select(api_keys).where(api_keys.c.id == bindparam("key_id"))
 
 
-def get_api_key(conn: Connection, key_id: str) -> dict[str, Any] | None:
+def get_api_key(conn: Connection, key_id: str) -> ApiKeyRecord | None:
     row = conn.execute(_GET_API_KEY, {"key_id": key_id}).first()
-    return dict(row._mapping) if row else None
+    return ApiKeyRecord.from_row(row) if row else None
 
 
-def api_keys_named(conn: Connection, name: str) -> list[dict[str, Any]]:
+def api_keys_named(conn: Connection, name: str) -> list[ApiKeyRecord]:
     rows = conn.execute(select(api_keys).where(api_keys.c.name == name).order_by(api_keys.c.id))
-    return [dict(r._mapping) for r in rows]
+    return [ApiKeyRecord.from_row(r) for r in rows]
 
 
 def touch_api_key(conn: Connection, key_id: str, now: datetime, older_than: datetime) -> None:
@@ -487,18 +480,8 @@ def revoke_api_key(conn: Connection, key_id: str, now: datetime) -> bool:
     return conn.execute(stmt.values(revoked_at=now)).rowcount == 1
 
 
-def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
+def list_api_keys(conn: Connection) -> list[ApiKeyRecord]:
     """Every key, revoked ones too (they stay for the record), never the hashes."""
-    return [
-        dict(r._mapping)
-        for r in conn.execute(
-            select(
-                api_keys.c.id,
-                api_keys.c.name,
-                api_keys.c.role,
-                api_keys.c.created_at,
-                api_keys.c.last_used_at,
-                api_keys.c.revoked_at,
-            ).order_by(api_keys.c.created_at, api_keys.c.id)
-        )
-    ]
+    columns = [c for c in api_keys.c if c.name != "hash"]
+    query = select(*columns).order_by(api_keys.c.created_at, api_keys.c.id)
+    return [ApiKeyRecord.from_row(r) for r in conn.execute(query)]

@@ -146,6 +146,21 @@ radius_clients = Table(
     Column("address", String(64), nullable=False),
     Column("secret_enc", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # docs/design.md §6.4: how User-Password is read, and the Blast-RADIUS relaxation
+    Column("mode", String(16), nullable=False, default="otp"),  # otp | password+otp | challenge
+    Column("otp_first", Boolean, nullable=False, default=False),
+    Column("require_message_authenticator", Boolean, nullable=False, default=True),
+)
+
+# One row per Access-Challenge sent: the State is single-use, bound to the user and the client,
+# and lives 120 s. In the database, so that any server process may get the second request.
+radius_challenges = Table(
+    "radius_challenges",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the State, never the State
+    Column("user_key", String(255), nullable=False),
+    Column("client_id", String(32), nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),  # Unix seconds
 )
 
 
@@ -204,4 +219,46 @@ rate_events = Table(
     Column("bucket", String(320), nullable=False),
     Column("at", Float, nullable=False),
     Index("ix_rate_events_bucket_at", "bucket", "at"),
+)
+
+# --- directory users (docs/design.md §5, server/directory/) --------------------------------
+# An LDAP or Active Directory server as a user source. The bind password is sealed like a
+# token secret (the row id as associated data) and re-encrypted by rotate-key.
+directories = Table(
+    "directories",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # ad | openldap
+    Column("urls", String(1024), nullable=False),  # comma-separated, in failover order
+    Column("base_dn", String(1024), nullable=False),
+    Column("bind_dn", String(1024), nullable=False),
+    Column("secret_enc", LargeBinary, nullable=False),  # the bind password, sealed
+    Column("login_attribute", String(64), nullable=False),
+    Column("user_filter", String(1024), nullable=False, default=""),
+    Column("group_dn", String(1024), nullable=False, default=""),
+    Column("disabled_filter", String(1024), nullable=False, default=""),
+    Column("ca_file", String(1024), nullable=False, default=""),
+    Column("starttls", Boolean, nullable=False, default=False),
+    Column("cache_ttl", Integer, nullable=False, default=300),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# A local user row that stands for a directory user, keyed by the directory's stable id
+# (objectGUID, entryUUID): a renamed user keeps the row and its tokens, a new user who reuses
+# an old name gets a new row.
+directory_users = Table(
+    "directory_users",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "directory_id",
+        String(32),
+        ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("external_id", String(64), nullable=False),
+    Column("dn", String(1024), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+    Index("ix_directory_users_directory_external", "directory_id", "external_id", unique=True),
 )

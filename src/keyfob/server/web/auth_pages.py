@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from keyfob.server import accounts
 from keyfob.server.errors import ServiceError
-from keyfob.server.inputs import STORABLE
 from keyfob.server.store import repo
 from keyfob.server.validation import validate
 from keyfob.server.web import sessions
 from keyfob.server.web.common import (
     LOGIN_CSRF_COOKIE,
+    Code,
     CsrfError,
+    Field,
     Redirect,
+    by,
     check_csrf,
     client,
     ctx_of,
@@ -33,8 +34,7 @@ from keyfob.server.web.common import (
 from keyfob.server.web.ratelimit import LoginLimiter, too_many
 from keyfob.server.web.sessions import WebSession
 
-router = APIRouter()
-Field = Annotated[str, Form(max_length=1024), STORABLE]
+router = APIRouter(tags=["pages: sign-in"])
 
 
 def _login_page(
@@ -55,7 +55,7 @@ def _login_page(
     return response
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", response_class=HTMLResponse, summary="Sign-in form")
 def login_form(request: Request) -> Response:
     session = current(request)
     if session is not None and session.full:
@@ -63,7 +63,7 @@ def login_form(request: Request) -> Response:
     return _login_page(request)
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post("/login", response_class=HTMLResponse, summary="Sign in with a password")
 def login(request: Request, username: Field, password: Field, csrf: Field = "") -> Response:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie, csrf):
@@ -102,7 +102,7 @@ def login(request: Request, username: Field, password: Field, csrf: Field = "") 
     return response
 
 
-@router.get("/login/code", response_class=HTMLResponse)
+@router.get("/login/code", response_class=HTMLResponse, summary="Second step: code form")
 def code_form(request: Request) -> Response:
     session = current(request)
     if session is None:
@@ -112,10 +112,8 @@ def code_form(request: Request) -> Response:
     return render(request, "login_code.html", session=session)
 
 
-@router.post("/login/code", response_class=HTMLResponse)
-def code(
-    request: Request, code: Annotated[str, Form(max_length=32), STORABLE], csrf: Field = ""
-) -> Response:
+@router.post("/login/code", response_class=HTMLResponse, summary="Sign in with a code")
+def code(request: Request, code: Code, csrf: Field = "") -> Response:
     session = current(request)
     if session is None:
         return see_other("/login")
@@ -150,7 +148,7 @@ def code(
     return response
 
 
-@router.get("/password", response_class=HTMLResponse)
+@router.get("/password", response_class=HTMLResponse, summary="Change password form")
 def password_form(request: Request) -> Response:
     session = signed_in(request)
     return render(
@@ -180,12 +178,11 @@ def _new_password_error(new: str, repeat: str) -> str:
     return ""
 
 
-@router.post("/password", response_class=HTMLResponse)
+@router.post("/password", response_class=HTMLResponse, summary="Change password")
 def set_password(
     request: Request, new: Field, repeat: Field, csrf: Field = "", current_password: Field = ""
 ) -> Response:
-    session = signed_in(request)
-    check_csrf(session, csrf)
+    session = signed_in(request, csrf)
     ctx = ctx_of(request)
     first = session.user.must_change_password
     error, wait = _current_password_error(request, session, current_password)
@@ -194,14 +191,7 @@ def set_password(
         status = 429 if wait else 400
         page = render(request, "password.html", status, session=session, first=first, error=error)
         return too_many(page, wait) if wait else page
-    accounts.set_password(
-        ctx,
-        session.user.username,
-        new,
-        one_time=False,
-        actor=session.user.username,
-        client=client(request),
-    )
+    accounts.set_password(ctx, session.user.username, new, one_time=False, **by(session, request))
     sessions.destroy_user_sessions(ctx, session.user.id)
     value = sessions.create(ctx, session.user, "full")
     response = see_other("/?notice=password")
@@ -209,7 +199,7 @@ def set_password(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", summary="Sign out")
 def logout(request: Request, csrf: Field = "") -> Response:
     session = current(request)
     if session is not None:

@@ -4,18 +4,46 @@ from __future__ import annotations
 
 import hmac
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from keyfob.errors import KeyfobError
+from keyfob.server.auditlog import Caller
 from keyfob.server.context import ServerContext
+from keyfob.server.errors import http_headers, http_status
+from keyfob.server.inputs import STORABLE
+from keyfob.server.store.vocab import ApiRole, Role, TokenKind, TokenStatus
 from keyfob.server.web import sessions
 from keyfob.server.web.sessions import WebSession
 
+# Form fields, each as long as the column it reaches: any text (a password, the CSRF token), a
+# code someone types, a name (user, display, key) or path, a serial, a method's label, and one
+# word of a list (a kind, a role, an action).
+Field = Annotated[str, Form(max_length=1024), STORABLE]
+Code = Annotated[str, Form(max_length=32), STORABLE]
+Name = Annotated[str, Form(max_length=255), STORABLE]
+Serial = Annotated[str, Form(max_length=128), STORABLE]
+Label = Annotated[str, Form(max_length=64), STORABLE]
+Word = Annotated[str, Form(max_length=16), STORABLE]
+
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+# The stored words, for the templates to compare with and to offer in forms; `kinds` names
+# each kind for people.
+templates.env.globals.update(
+    TokenKind=TokenKind,
+    TokenStatus=TokenStatus,
+    Role=Role,
+    ApiRole=ApiRole,
+    kinds={
+        TokenKind.APP: "Authenticator app",
+        TokenKind.PROGRAMMABLE: "Programmable hardware token",
+        TokenKind.CLASSIC: "Hardware token",
+    },
+)
 LOGIN_CSRF_COOKIE = "kf_login_csrf"
 
 # Notices are codes, not text from the URL, so a crafted link cannot put words on the page.
@@ -45,11 +73,17 @@ class Redirect(Exception):
 
 
 def ctx_of(request: Request) -> ServerContext:
-    return request.app.state.ctx
+    ctx: ServerContext = request.app.state.ctx  # set by create_app; Starlette's state is Any
+    return ctx
 
 
 def client(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def by(session: WebSession, request: Request) -> Caller:
+    """The signed-in user and their address, as every service call names its caller."""
+    return {"actor": session.user.username, "client": client(request)}
 
 
 def secure_cookies(request: Request) -> bool:
@@ -60,20 +94,26 @@ def current(request: Request) -> WebSession | None:
     return sessions.load(ctx_of(request), request.cookies.get(sessions.COOKIE))
 
 
-def signed_in(request: Request) -> WebSession:
-    """A full session, or off to the sign-in page (or to set a password first)."""
+def signed_in(request: Request, csrf: str | None = None) -> WebSession:
+    """A full session, or off to the sign-in page (or to set a password first). A form's
+    handler passes the form's ``csrf``, which must be the session's."""
     session = current(request)
     if session is None or not session.full:
         raise Redirect("/login")
     if session.user.must_change_password and request.url.path != "/password":
         raise Redirect("/password")
+    if csrf is not None:
+        check_csrf(session, csrf)
     return session
 
 
-def admin(request: Request) -> WebSession:
+def admin(request: Request, csrf: str | None = None) -> WebSession:
+    """As :func:`signed_in`, for an admin; anyone else goes back to their own page."""
     session = signed_in(request)
-    if session.user.role != "admin":
+    if session.user.role != Role.ADMIN:
         raise Redirect("/")
+    if csrf is not None:
+        check_csrf(session, csrf)
     return session
 
 
@@ -96,6 +136,38 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         "me": session.user if session else None,
     }
     return templates.TemplateResponse(request, name, base | context, status_code=status)
+
+
+def form_error(request: Request, name: str, exc: KeyfobError, **context: Any) -> HTMLResponse:
+    """The form page ``name`` again with the error above it, answered with the status (and
+    headers, such as Retry-After) that the API gives the same error."""
+    page = render(request, name, http_status(exc), error=exc.message, hint=exc.hint, **context)
+    page.headers.update(http_headers(exc))
+    return page
+
+
+def message_page(
+    request: Request,
+    status: int,
+    message: str,
+    hint: str | None,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """The page that says what went wrong (``title``, ``back``: where to go on from it)."""
+    page = render(request, "message.html", status, message=message, hint=hint, **context)
+    page.headers.update(headers or {})
+    return page
+
+
+def refused_page(
+    request: Request, exc: KeyfobError, *, title: str, back: str, session: WebSession | None
+) -> HTMLResponse:
+    """The message page for a refusal, with the status and headers the API gives it."""
+    status, headers = http_status(exc), http_headers(exc)
+    return message_page(
+        request, status, exc.message, exc.hint, headers, title=title, back=back, session=session
+    )
 
 
 def see_other(url: str) -> RedirectResponse:

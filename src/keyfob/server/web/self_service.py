@@ -3,70 +3,87 @@ remove (after a fresh code or the password), resync."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from keyfob.errors import KeyfobError
 from keyfob.server import enrolment
-from keyfob.server.errors import NotFound
-from keyfob.server.inputs import STORABLE
+from keyfob.server.store.records import Enrolment
+from keyfob.server.store.vocab import TokenKind
 from keyfob.server.validation import validate
-from keyfob.server.web.common import check_csrf, client, ctx_of, render, see_other, signed_in
+from keyfob.server.views import enrolment_view, token_view
+from keyfob.server.web.common import (
+    Code,
+    Field,
+    Label,
+    Serial,
+    Word,
+    by,
+    client,
+    ctx_of,
+    form_error,
+    refused_page,
+    render,
+    see_other,
+    signed_in,
+)
 from keyfob.server.web.ratelimit import LoginLimiter, too_many
 from keyfob.server.web.sessions import WebSession
 
-router = APIRouter()
-Field = Annotated[str, Form(max_length=1024), STORABLE]
-Code = Annotated[str, Form(max_length=32), STORABLE]
+router = APIRouter(tags=["pages: self-service"])
 
-KIND_NAMES = {
-    "app": "Authenticator app",
-    "programmable": "Programmable hardware token",
-    "classic": "Hardware token",
-}
+
+def _methods(request: Request, username: str) -> list[dict[str, Any]]:
+    ctx = ctx_of(request)
+    return [token_view(t, ctx.now()) for t in enrolment.list_methods(ctx, username)]
+
+
+def _method(request: Request, username: str, token_id: str) -> dict[str, Any]:
+    """One of the user's methods: the same lookup, and the same 404, as the REST routes'."""
+    ctx = ctx_of(request)
+    return token_view(enrolment.get_method(ctx, username, token_id), ctx.now())
+
+
+def _setup_page(
+    request: Request, session: WebSession, pending: Enrolment, exc: KeyfobError | None = None
+) -> HTMLResponse:
+    # Counted from the server's clock: the browser's own clock may well be wrong.
+    seconds_left = max(0, int(pending.expires_at.timestamp() - ctx_of(request).now()))
+    context: dict[str, Any] = {
+        "session": session,
+        "setup": enrolment_view(pending),
+        "seconds_left": seconds_left,
+    }
+    if exc is None:
+        return render(request, "setup.html", **context)
+    return form_error(request, "setup.html", exc, **context)
 
 
 def _set_up_again(request: Request, session: WebSession, exc: KeyfobError) -> Response:
-    """The enrolment is gone (expired or already done): say so and send the user back."""
-    return render(
-        request,
-        "message.html",
-        410,
-        session=session,
-        title="Set up again",
-        message=str(exc),
-        back="/",
-    )
+    """The enrolment cannot go on (expired, already done, not the user's): say so, send the
+    user back."""
+    return refused_page(request, exc, title="Set up again", back="/", session=session)
 
 
-def _seconds_left(request: Request, view: dict) -> int:
-    """Counted from the server's clock: the browser's own clock may well be wrong."""
-    from datetime import datetime
-
-    expires = datetime.fromisoformat(view["expires_at"]).timestamp()
-    return max(0, int(expires - ctx_of(request).now()))
-
-
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, summary="My sign-in methods")
 def home(request: Request) -> Response:
     session = signed_in(request)
-    methods = enrolment.list_methods(ctx_of(request), session.user.username)
-    return render(request, "home.html", session=session, methods=methods, kinds=KIND_NAMES)
+    methods = _methods(request, session.user.username)
+    return render(request, "home.html", session=session, methods=methods)
 
 
-@router.post("/methods/new", response_class=HTMLResponse)
+@router.post("/methods/new", response_class=HTMLResponse, summary="Add an app or a token")
 def new_method(
     request: Request,
-    kind: Annotated[str, Form(max_length=16), STORABLE],
-    label: Annotated[str, Form(max_length=64), STORABLE] = "",
+    kind: Word,
+    label: Label = "",
     period: Annotated[int, Form()] = 30,
     csrf: Field = "",
 ) -> Response:
-    session = signed_in(request)
-    check_csrf(session, csrf)
-    if kind == "classic":
+    session = signed_in(request, csrf)
+    if kind == TokenKind.CLASSIC:
         return see_other("/methods/claim")
     try:
         begun = enrolment.begin(
@@ -75,50 +92,31 @@ def new_method(
             kind,
             label=label or None,
             period=period,
-            actor=session.user.username,
-            client=client(request),
+            **by(session, request),
         )
     except KeyfobError as exc:
-        methods = enrolment.list_methods(ctx_of(request), session.user.username)
-        return render(
-            request,
-            "home.html",
-            409,
-            session=session,
-            methods=methods,
-            kinds=KIND_NAMES,
-            error=str(exc),
-        )
-    return see_other(f"/methods/{begun['id']}/setup")
+        methods = _methods(request, session.user.username)
+        return form_error(request, "home.html", exc, session=session, methods=methods)
+    return see_other(f"/methods/{begun.id}/setup")
 
 
-@router.get("/methods/{token_id}/setup", response_class=HTMLResponse)
+@router.get("/methods/{token_id}/setup", response_class=HTMLResponse, summary="Set up a new method")
 def setup(request: Request, token_id: str) -> Response:
     session = signed_in(request)
     try:
-        view = enrolment.setup_view(ctx_of(request), session.user.username, token_id)
+        pending = enrolment.pending_enrolment(ctx_of(request), session.user.username, token_id)
     except KeyfobError as exc:
         return _set_up_again(request, session, exc)
-    return render(
-        request,
-        "setup.html",
-        session=session,
-        setup=view,
-        kinds=KIND_NAMES,
-        seconds_left=_seconds_left(request, view),
-    )
+    return _setup_page(request, session, pending)
 
 
-@router.post("/methods/{token_id}/verify", response_class=HTMLResponse)
+@router.post(
+    "/methods/{token_id}/verify", response_class=HTMLResponse, summary="Activate a new method"
+)
 def verify(
-    request: Request,
-    token_id: str,
-    code: Code,
-    csrf: Field = "",
-    serial: Annotated[str, Form(max_length=128), STORABLE] = "",
+    request: Request, token_id: str, code: Code, csrf: Field = "", serial: Serial = ""
 ) -> Response:
-    session = signed_in(request)
-    check_csrf(session, csrf)
+    session = signed_in(request, csrf)
     ctx = ctx_of(request)
     try:
         enrolment.verify_enrolment(
@@ -127,115 +125,66 @@ def verify(
             token_id,
             code,
             serial=serial.strip() or None,
-            actor=session.user.username,
-            client=client(request),
+            **by(session, request),
         )
     except KeyfobError as exc:
         try:
-            view = enrolment.setup_view(ctx, session.user.username, token_id)
+            pending = enrolment.pending_enrolment(ctx, session.user.username, token_id)
         except KeyfobError:
             return _set_up_again(request, session, exc)
-        return render(
-            request,
-            "setup.html",
-            422,
-            session=session,
-            setup=view,
-            kinds=KIND_NAMES,
-            error=exc.message,
-            hint=exc.hint,
-            seconds_left=_seconds_left(request, view),
-        )
+        return _setup_page(request, session, pending, exc)
     return see_other("/?notice=added")
 
 
-@router.get("/methods/claim", response_class=HTMLResponse)
+@router.get("/methods/claim", response_class=HTMLResponse, summary="Claim a token form")
 def claim_form(request: Request) -> Response:
     session = signed_in(request)
     return render(request, "claim.html", session=session)
 
 
-@router.post("/methods/claim", response_class=HTMLResponse)
-def claim(
-    request: Request,
-    serial: Annotated[str, Form(max_length=128), STORABLE],
-    code: Code,
-    csrf: Field = "",
-) -> Response:
-    session = signed_in(request)
-    check_csrf(session, csrf)
+@router.post("/methods/claim", response_class=HTMLResponse, summary="Claim a token from IT")
+def claim(request: Request, serial: Serial, code: Code, csrf: Field = "") -> Response:
+    session = signed_in(request, csrf)
     try:
         enrolment.self_assign(
-            ctx_of(request),
-            session.user.username,
-            serial,
-            code,
-            actor=session.user.username,
-            client=client(request),
+            ctx_of(request), session.user.username, serial, code, **by(session, request)
         )
     except KeyfobError as exc:
-        return render(
-            request,
-            "claim.html",
-            422,
-            session=session,
-            serial=serial,
-            error=exc.message,
-            hint=exc.hint,
-        )
+        return form_error(request, "claim.html", exc, session=session, serial=serial)
     return see_other("/?notice=added")
 
 
-@router.post("/methods/{token_id}/rename", response_class=HTMLResponse)
-def rename(
-    request: Request,
-    token_id: str,
-    label: Annotated[str, Form(max_length=64), STORABLE],
-    csrf: Field = "",
-) -> Response:
-    session = signed_in(request)
-    check_csrf(session, csrf)
+@router.post("/methods/{token_id}/rename", response_class=HTMLResponse, summary="Rename a method")
+def rename(request: Request, token_id: str, label: Label, csrf: Field = "") -> Response:
+    session = signed_in(request, csrf)
     enrolment.rename(
-        ctx_of(request),
-        session.user.username,
-        token_id,
-        label,
-        actor=session.user.username,
-        client=client(request),
+        ctx_of(request), session.user.username, token_id, label, **by(session, request)
     )
     return see_other("/?notice=renamed")
 
 
-def _method(request: Request, username: str, token_id: str) -> dict:
-    for m in enrolment.list_methods(ctx_of(request), username):
-        if m["id"] == token_id:
-            return m
-    raise NotFound(
-        "you have no such sign-in method", hint="go back to your methods and pick one from the list"
-    )
-
-
-@router.get("/methods/{token_id}/remove", response_class=HTMLResponse)
-def remove_form(request: Request, token_id: str) -> Response:
+# The two forms that ask to confirm something about one method: the page is named as the path
+# ends (remove.html, resync.html).
+@router.get("/methods/{token_id}/remove", response_class=HTMLResponse, summary="Remove form")
+@router.get("/methods/{token_id}/resync", response_class=HTMLResponse, summary="Resync form")
+def method_form(request: Request, token_id: str) -> Response:
     session = signed_in(request)
     method = _method(request, session.user.username, token_id)
-    return render(request, "remove.html", session=session, method=method, kinds=KIND_NAMES)
+    page = request.url.path.rsplit("/", 1)[1] + ".html"
+    return render(request, page, session=session, method=method)
 
 
-@router.post("/methods/{token_id}/remove", response_class=HTMLResponse)
+# Removing a method needs proof of presence again: a current code or the password.
+@router.post("/methods/{token_id}/remove", response_class=HTMLResponse, summary="Remove a method")
 def remove(
     request: Request, token_id: str, csrf: Field = "", code: Code = "", password: Field = ""
 ) -> Response:
-    """Removing a method needs proof of presence again: a current code or the password."""
-    session = signed_in(request)
-    check_csrf(session, csrf)
+    session = signed_in(request, csrf)
     ctx = ctx_of(request)
     method = _method(request, session.user.username, token_id)
     proven, wait = False, 0
     if code.strip():
-        proven = validate(
-            ctx, session.user.username, code, client=client(request), actor=session.user.username
-        ).accepted
+        proven = validate(ctx, session.user.username, code, **by(session, request)).accepted
     elif password:
         limiter: LoginLimiter = request.app.state.login_limiter
         proven, wait = limiter.check_password(
@@ -248,49 +197,23 @@ def remove(
             429 if wait else 401,
             session=session,
             method=method,
-            kinds=KIND_NAMES,
             error=f"Too many attempts. Wait {wait} seconds and try again."
             if wait
             else "Type a current code from one of your methods, or your password, to confirm.",
         )
         return too_many(page, wait) if wait else page
-    enrolment.remove(
-        ctx, session.user.username, token_id, actor=session.user.username, client=client(request)
-    )
+    enrolment.remove(ctx, session.user.username, token_id, **by(session, request))
     return see_other("/?notice=removed")
 
 
-@router.get("/methods/{token_id}/resync", response_class=HTMLResponse)
-def resync_form(request: Request, token_id: str) -> Response:
-    session = signed_in(request)
-    method = _method(request, session.user.username, token_id)
-    return render(request, "resync.html", session=session, method=method, kinds=KIND_NAMES)
-
-
-@router.post("/methods/{token_id}/resync", response_class=HTMLResponse)
+@router.post("/methods/{token_id}/resync", response_class=HTMLResponse, summary="Resync a method")
 def resync(request: Request, token_id: str, code1: Code, code2: Code, csrf: Field = "") -> Response:
-    session = signed_in(request)
-    check_csrf(session, csrf)
+    session = signed_in(request, csrf)
     method = _method(request, session.user.username, token_id)
     try:
         enrolment.resync_method(
-            ctx_of(request),
-            session.user.username,
-            token_id,
-            code1,
-            code2,
-            actor=session.user.username,
-            client=client(request),
+            ctx_of(request), session.user.username, token_id, code1, code2, **by(session, request)
         )
     except KeyfobError as exc:
-        return render(
-            request,
-            "resync.html",
-            422,
-            session=session,
-            method=method,
-            kinds=KIND_NAMES,
-            error=exc.message,
-            hint=exc.hint,
-        )
+        return form_error(request, "resync.html", exc, session=session, method=method)
     return see_other("/?notice=resynced")

@@ -15,20 +15,19 @@ Downgrade moves them back where that breaks no uniqueness (a serial the inventor
 or a second copy of one reported serial, stays behind and is lost with the column).
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from keyfob.server.store.migrations.columns import string
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 _SELF_ENROLLED = "kind IN ('app', 'programmable') AND source = 'enrolled'"
 
 
 def upgrade() -> None:
     with op.batch_alter_table("tokens", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("reported_serial", sa.String(length=128), nullable=True))
+        batch_op.add_column(string("reported_serial", 128, nullable=True))
     op.execute(
         "UPDATE tokens SET reported_serial = serial, serial = NULL "
         f"WHERE serial IS NOT NULL AND {_SELF_ENROLLED}"
