@@ -5,24 +5,29 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench lint venv system-deps clean fuzz soak
+.PHONY: run test bench lint venv system-deps clean fuzz soak lock audit
 
-$(STAMP): pyproject.toml
+# Every distribution comes from a lock file, pinned by hash (`make lock` regenerates both from
+# pyproject.toml): requirements/run.lock for the server and CLI, requirements/test.lock adds the
+# test tools and pyscard (built against libpcsclite). keyfob itself is then installed without
+# dependencies and without build isolation, so its build backend is the locked one too.
+$(STAMP): pyproject.toml requirements/run.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --require-hashes -r requirements/run.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The test extras add pyscard (compiled against libpcsclite), Playwright, pyotp, …
-$(TESTSTAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TESTSTAMP): $(STAMP) requirements/test.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements/test.lock
 	touch $(TESTSTAMP)
 
 venv: $(STAMP)
 
-## Start the MFA server on SQLite (./keyfob.db); the first start prints the admin password.
+## Start the MFA server on SQLite (./keyfob.db); the first start prints the admin password,
+## asks your organisation's name and writes ~/.config/keyfob/keyfob.toml (unless one exists:
+## then its database is served), so that `keyfob admin` finds this server from any folder.
 run: $(STAMP)
-	$(BIN)/keyfob serve --db sqlite:///keyfob.db
+	$(BIN)/keyfob serve --save-config
 
 ## Install the system tools the tests use (as root), then run the whole suite.
 test: system-deps $(TESTSTAMP)
@@ -45,23 +50,25 @@ bench: $(TESTSTAMP)
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BUDGET=$(BENCH_BUDGET) $(BIN)/python bench/bench_compare.py
 
 ## Static checks (CI runs them before the tests): ruff lint + format, mypy --strict on src/.
-lint: $(TESTSTAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
-	$(BIN)/mypy
+## Re-resolve the lock files after a change of dependencies in pyproject.toml (needs PyPI).
+lock:
+	$(PYTHON) scripts/lock.py
 
-# The fuzz extra adds atheris (libFuzzer for Python); schemathesis comes with the test extra.
-FUZZSTAMP := $(VENV)/.installed-fuzz
-$(FUZZSTAMP): $(TESTSTAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,fuzz]'
-	touch $(FUZZSTAMP)
+## Known vulnerabilities in every locked distribution (PyPI's advisory data; CI runs it).
+audit: $(TESTSTAMP)
+	$(BIN)/python scripts/audit.py
+
+lint: $(TESTSTAMP)
+	$(BIN)/ruff check src tests bench scripts fuzz
+	$(BIN)/ruff format --check src tests bench scripts fuzz
+	$(BIN)/mypy
 
 ## Coverage-guided fuzzing (atheris), FUZZ_SECONDS per target (default 60), then schemathesis
 ## against the HTTP API on SQLite and PostgreSQL with FUZZ_API_EXAMPLES (default 50) per
 ## operation and mode. Crashes land in fuzz/crashes/; figures in fuzz/last-run.md.
 FUZZ_SECONDS ?= 60
 FUZZ_API_EXAMPLES ?= 50
-fuzz: $(FUZZSTAMP)
+fuzz: $(TESTSTAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python fuzz/all.py
 	KEYFOB_API_FUZZ_EXAMPLES=$(FUZZ_API_EXAMPLES) $(BIN)/python -m pytest -q tests/hardening/test_api_fuzz.py
 

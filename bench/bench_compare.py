@@ -43,7 +43,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -59,6 +58,7 @@ import httpx
 import sqlalchemy as sa
 
 import bench_server
+from bench_server import free_port, serve_argv, wrk_argv
 from keyfob.otp import hotp, to_base32, totp
 from privacyidea_enroll import seed
 
@@ -67,7 +67,6 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 CACHE = HERE / ".cache"
 PI = HERE / ".privacyidea"
-LUA = HERE / "validate.lua"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 BUDGET = float(os.environ.get("BENCH_BUDGET", "600"))
 FULL_SECONDS = 5  # a run with shorter rows is a smoke run whatever the load
@@ -142,12 +141,6 @@ def machine_busy() -> float:
     """CPU seconds all cores spent busy since boot (/proc/stat: all but idle and iowait)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -255,17 +248,7 @@ def wrk(
     started = time.time()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            [
-                "wrk",
-                f"-t{threads}",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "--timeout",
-                "10s",
-                "-s",
-                str(LUA),
-                target.url,
-            ],
+            wrk_argv(target.url, connections, seconds, threads),
             env=env,
             stdout=out,
             stderr=err,
@@ -427,23 +410,9 @@ def bulk_store(
 def start_keyfob(db_url: str, key_file: Path, label: str, log_file: Path) -> subprocess.Popen:
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from keyfob.cli.main import run; run()",
-            "serve",
-            "--db",
-            db_url,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
+        serve_argv(db_url, port, "--host", "127.0.0.1"),
         env=dict(os.environ, KEYFOB_KEY_FILE=str(key_file)),
+        stdin=subprocess.DEVNULL,  # never a first-start question
         stdout=log_file.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -475,6 +444,18 @@ def pg_backends(db: str) -> Callable[[], list[int]]:
             engine.dispose()
 
     return pids
+
+
+def pg_unavailable() -> str | None:
+    engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return f"PostgreSQL at {PG_URL} did not answer ({type(exc).__name__})"
+    finally:
+        engine.dispose()
+    return None
 
 
 def keyfob_target(backend: str, tmp: Path, pool_size: int) -> Target:
@@ -694,31 +675,39 @@ def import_row(name: str, data: bytes, suffix: str, tmp: Path) -> dict:
     work.mkdir()
     source = work / f"seeds.{suffix}"
     source.write_bytes(data)
+    from keyfob.server.context import open_context
+    from keyfob.server.settings import Settings
+
+    # an empty, migrated store first (the CLI imports into an existing database only)
+    open_context(
+        Settings(db=f"sqlite:///{work / 'import.db'}", key_file=work / "import.key")
+    ).engine.dispose()
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from keyfob.cli.main import run; run()",
-            "admin",
-            "--db",
-            f"sqlite:///{work / 'import.db'}",
-            "tokens",
-            "import",
-            str(source),
-            "--json",
-        ],
-        env=dict(os.environ, KEYFOB_KEY_FILE=str(work / "import.key")),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out = b""
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - started
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    with (work / "out").open("w+b") as out_f, (work / "err").open("w+b") as err_f:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from keyfob.cli.main import run; run()",
+                "admin",
+                "--db",
+                f"sqlite:///{work / 'import.db'}",
+                "tokens",
+                "import",
+                str(source),
+                "--json",
+            ],
+            env=dict(os.environ, KEYFOB_KEY_FILE=str(work / "import.key")),
+            stdin=subprocess.DEVNULL,
+            stdout=out_f,
+            stderr=err_f,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # peak RSS of this process alone
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - started
+        out_f.seek(0)
+        err_f.seek(0)
+        out, err = out_f.read(), err_f.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{name} import exited {proc.returncode}: {err[-500:]}")
     report = json.loads(out)
@@ -861,7 +850,8 @@ def report(results: dict[str, Any]) -> str:
         f"| databases | SQLite {v['sqlite']} (WAL), PostgreSQL {v['postgresql']} on the same "
         "machine |",
         f"| others | pyotp {v['pyotp']}, {v['oathtool']} |",
-        f"| run | {meta['seconds']} s a row, {meta['elapsed']:.0f} s in all "
+        f"| run | parts: {meta['parts']}; {meta['seconds']} s a row, "
+        f"{meta['elapsed']:.0f} s in all "
         f"(budget {meta['budget']:.0f} s); one-time privacyIDEA setup took "
         f"{meta.get('privacyidea_setup_seconds', '?')} s |",
         "",
@@ -984,6 +974,15 @@ def report(results: dict[str, Any]) -> str:
             lines = results["scripts"][part].splitlines()
             body = "\n".join("##" + ln if ln.startswith("# ") else ln for ln in lines)
             out += [f"## {title}", "", body, ""]
+            if part == "radius" and rows:
+                rest = [
+                    f"{r['server']} {fmt(r['accepts_per_s'])} at {r['connections']} clients"
+                    for r in rows
+                    if r["load"] == "valid"
+                    and r["server"].startswith("keyfob")
+                    and r["connections"] in (8, 64)
+                ]
+                out += [f"REST in this run (wrk, valid codes, accepts/s): {'; '.join(rest)}.", ""]
     return "\n".join(out)
 
 
@@ -1002,22 +1001,38 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for k, server in enumerate(servers):
         mine = {r["connections"]: r for r in rows if r["server"] == server}
         xs = [i + k * width for i in range(len(CONCURRENCY))]
-        left.bar(
-            xs, [mine.get(c, {}).get("accepts_per_s", 0) for c in CONCURRENCY], width, label=server
-        )
-        right.bar(xs, [mine.get(c, {}).get("p99_ms", 0) for c in CONCURRENCY], width, label=server)
+        for ax, key in ((left, "accepts_per_s"), (right, "p99_ms")):
+            values = [mine.get(c, {}).get(key, 0) for c in CONCURRENCY]
+            bars = ax.bar(xs, values, width, label=server)
+            ax.bar_label(bars, fmt="%.0f", fontsize=7)
     for ax, title in ((left, "accepts/s (log)"), (right, "p99 latency, ms (log)")):
         ax.set_xticks([i + width * (len(servers) - 1) / 2 for i in range(len(CONCURRENCY))])
         ax.set_xticklabels([f"{c} client{'s' if c > 1 else ''}" for c in CONCURRENCY])
         ax.set_yscale("log")
+        ax.set_ylim(bottom=1, top=max(10.0, ax.get_ylim()[1]) * 3)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    left.legend(fontsize=8)
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(servers), fontsize=8, frameon=False)
     smoke = "" if results["meta"]["quiet"] else "  [SMOKE RUN UNDER LOAD — not the figures]"
     fig.suptitle(f"POST validate, valid codes, 2 workers each{smoke}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def isolate(tmp: Path) -> None:
+    """keyfob with its defaults only: no KEYFOB_* settings from the caller's environment and no
+    config file (~/.config/keyfob or /etc/keyfob), for this process and the servers it starts."""
+    kept = {"KEYFOB_BENCH_POSTGRES_URL", "KEYFOB_TEST_POSTGRES_URL"}
+    dropped = sorted(k for k in os.environ if k.startswith("KEYFOB_") and k not in kept)
+    for name in dropped:
+        del os.environ[name]
+    if dropped:
+        print(f"bench: ignoring {', '.join(dropped)} (keyfob runs on its defaults here)")
+    empty = tmp / "keyfob.toml"
+    empty.write_text("# the bench's keyfob runs on its defaults\n")
+    os.environ["KEYFOB_CONFIG"] = str(empty)
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -1063,6 +1078,7 @@ def main() -> int:
         print(text, flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="keyfob-compare-"))
+    isolate(tmp)
     for part in parts:
         left = deadline - time.time()
         if part not in cost:
@@ -1071,6 +1087,10 @@ def main() -> int:
         if cost[part] > left:
             skipped[part] = f"would not fit in the budget ({left:.0f} s left, needs ~{cost[part]})"
             log(f"{part}: skipped, {skipped[part]}")
+            continue
+        if part == "keyfob-postgresql" and (why := pg_unavailable()):
+            skipped[part] = why
+            log(f"{part}: skipped, {why}")
             continue
         log(f"{part} …")
         work = tmp / part
@@ -1140,6 +1160,7 @@ def main() -> int:
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "versions": versions(),
+        "parts": "all" if tuple(parts) == ALL_PARTS else ", ".join(parts),
         "seconds": SECONDS,
         "budget": BUDGET,
         "elapsed": time.time() - started,

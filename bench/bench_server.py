@@ -34,6 +34,7 @@ from keyfob.server.store.records import state_values
 from keyfob.server.validation import validate
 
 RESULTS = Path(__file__).parent / "results"
+LUA = Path(__file__).parent / "validate.lua"
 PG_URL = os.environ.get(
     "KEYFOB_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -115,10 +116,46 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def serve_argv(db: str, port: int, *options: str) -> list[str]:
+    """``keyfob serve`` of this Python on ``db`` and ``port`` with 2 workers, warnings only
+    (bench_compare.py serves the same way); ``options`` go after ``--db``."""
+    return [
+        sys.executable,
+        "-c",
+        "from keyfob.cli.main import run; run()",
+        "serve",
+        "--db",
+        db,
+        *options,
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--log-level",
+        "warning",
+    ]
+
+
+def wrk_argv(url: str, connections: int, seconds: int, threads: int) -> list[str]:
+    """wrk's command line (bench_compare.py runs the same): ``threads`` threads holding
+    ``connections`` connections for ``seconds`` s, 10 s timeout, through bench/validate.lua."""
+    return [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
 
 
 def _fresh_pg(name: str) -> str:
@@ -157,17 +194,7 @@ def _wrk(
         KEYFOB_BENCH_THREADS=str(threads),
     )
     out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(Path(__file__).parent / "validate.lua"),
-            url,
-        ],
+        wrk_argv(url, connections, seconds, threads),
         env=env,
         capture_output=True,
         text=True,
@@ -189,23 +216,10 @@ def http_validate(
     ctx = open_context(settings)
     population = populate(ctx, users)
     _, key = accounts.create_api_key(ctx, "bench", "validate")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, KEYFOB_KEY_FILE=str(tmp / "bench.key"))
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from keyfob.cli.main import run; run()",
-            "serve",
-            "--db",
-            db,
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
+        serve_argv(db, port),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -75,3 +75,20 @@ def test_root_help_lists_the_table_without_loading_it(capsys) -> None:
     out = capsys.readouterr().out
     for name, spec in COMMANDS.items():
         assert name in out and spec.summary in out
+
+
+def test_every_option_has_help() -> None:
+    """Every visible option of every command says what it does in --help."""
+    root = typer.main.get_command(app)
+    missing = []
+    for path in _every_command(root, []):
+        command = root
+        ctx = typer.Context(root)
+        for name in path:
+            command = command.get_command(ctx, name)
+            ctx = typer.Context(command, parent=ctx)
+        for param in command.params:
+            shown = param.param_type_name == "option" and not getattr(param, "hidden", False)
+            if shown and param.name != "help" and not (getattr(param, "help", "") or "").strip():
+                missing.append(f"keyfob {' '.join(path)} {param.opts[0]}")
+    assert missing == []

@@ -47,7 +47,7 @@ def test_svg_is_inline_ready() -> None:
 
 
 def test_terminal_drawing_is_square_and_decodes() -> None:
-    text = qr.encode_terminal(URI)
+    text = qr.encode_terminal(URI, colour=False)  # NO_COLOR: dark modules = dark background
     rows = text.splitlines()
     assert len({len(r) for r in rows}) == 1
     # Re-rasterise the half blocks (dark = space) and decode them again.
@@ -127,3 +127,50 @@ def test_not_an_image(tmp_path) -> None:
 def test_unknown_output_type(tmp_path) -> None:
     with pytest.raises(QrDecodeError, match=r"name the file \.png or \.svg"):
         qr.write_file(URI, tmp_path / "code.gif")
+
+
+def _render_terminal(text: str, default_fg: int, default_bg: int) -> Image.Image:
+    """What a terminal with these default colours (0 black, 255 white) shows of ``text``:
+    inside ``TERMINAL_COLOURS`` black on white, elsewhere its own colours."""
+    rows, scale = text.splitlines(), 4
+    cells: list[list[tuple[str, int, int]]] = []
+    for row in rows:
+        line, fg, bg, i = [], default_fg, default_bg, 0
+        while i < len(row):
+            if row.startswith(qr.TERMINAL_COLOURS, i):
+                fg, bg, i = 0, 255, i + len(qr.TERMINAL_COLOURS)
+            elif row.startswith(qr.TERMINAL_RESET, i):
+                fg, bg, i = default_fg, default_bg, i + len(qr.TERMINAL_RESET)
+            else:
+                line.append((row[i], fg, bg))
+                i += 1
+        cells.append(line)
+    width = max(len(line) for line in cells) + 4  # the terminal's own margin around it
+    img = Image.new("L", (width * scale, (len(cells) + 2) * 2 * scale), default_bg)
+    draw = ImageDraw.Draw(img)
+    for y, line in enumerate(cells, start=1):
+        for x, (ch, fg, bg) in enumerate(line, start=2):
+            top = fg if ch in ("█", "▀") else bg
+            bottom = fg if ch in ("█", "▄") else bg
+            left, right = x * scale, (x + 1) * scale - 1
+            draw.rectangle([left, 2 * y * scale, right, (2 * y + 1) * scale - 1], top)
+            draw.rectangle([left, (2 * y + 1) * scale, right, (2 * y + 2) * scale - 1], bottom)
+    return img
+
+
+@pytest.mark.parametrize("terminal", ["light", "dark"])
+def test_terminal_code_reads_on_light_and_dark_terminals(terminal: str) -> None:
+    """The colour drawing is black on white on every terminal: rendered with a light and a
+    dark theme, zxing-cpp reads it back, and every character sits inside the colour span."""
+    text = qr.encode_terminal(URI)
+    for row in text.splitlines():
+        assert row.startswith(qr.TERMINAL_COLOURS) and row.endswith(qr.TERMINAL_RESET)
+    fg, bg = (0, 255) if terminal == "light" else (255, 0)
+    shown = _render_terminal(text, fg, bg)
+    # dark on light: the quiet zone is white (zxing-cpp would read an inverted code too, but
+    # phone cameras and OpenCV do not)
+    assert shown.getpixel((2 * 4, 2 * 4)) == 255
+    assert qr.decode_image(_png(shown)) == [URI]
+    if terminal == "light":  # what the drawing without colour did on a light terminal
+        plain = _render_terminal(qr.encode_terminal(URI, colour=False), fg, bg)
+        assert plain.getpixel((2 * 4, 2 * 4)) == 0

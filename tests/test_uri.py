@@ -85,8 +85,10 @@ def test_microsoft_plus_in_label_is_a_space_and_parameter_issuer_wins() -> None:
     )
     assert c.issuer == "Microsoft"
     assert c.account == "test@firma.onmicrosoft.com"
-    assert c.warnings == (
-        "issuer parameter 'Microsoft' differs from label prefix 'Test Und+Firma'; the parameter is used",
+    assert c.warnings == ()
+    assert c.notes == (
+        "label prefix 'Test Und+Firma' is the organisation, as Microsoft writes its codes; "
+        "the issuer is 'Microsoft'",
     )
     c2 = parse_otpauth(
         "otpauth://totp/Some+Company:me@somecompany.net?secret=JBSWY3DPEHPK3PXP&issuer=Microsoft"

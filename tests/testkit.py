@@ -256,6 +256,51 @@ def backend_db(request: Any, tmp_path: Path, postgres: str, reset: Callable[[str
     return url
 
 
+def backend_fixture(postgres: str, reset: Callable[[str], None]) -> Any:
+    """A ``db_url`` fixture for a conftest (``db_url = backend_fixture(...)``): parametrized
+    over "sqlite" and "postgresql", each test gets the URL of a fresh database on that backend
+    (:func:`backend_db` with the session database fixture named ``postgres`` and ``reset``)."""
+    import pytest
+
+    @pytest.fixture(params=["sqlite", "postgresql"])
+    def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+        """The URL of a fresh database on each backend: a file in ``tmp_path``, or the
+        session's PostgreSQL database emptied."""
+        return backend_db(request, tmp_path, postgres, reset)
+
+    return db_url
+
+
+def pg_available() -> bool:
+    """Whether the PostgreSQL server at ``PG_URL`` answers (within 3 s)."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+def session_database(prefix: str) -> Iterator[str]:
+    """The body of a session fixture (``yield from session_database("keyfob_test")``): the URL
+    of a :class:`TempDatabase` named ``prefix``, dropped afterwards. When PostgreSQL does not
+    answer the test skips with the reason, or fails under ``KEYFOB_STRICT=1``."""
+    import pytest
+
+    if not pg_available():
+        reason = f"PostgreSQL does not answer at {PG_URL}"
+        if os.environ.get("KEYFOB_STRICT") == "1":
+            pytest.fail(f"KEYFOB_STRICT=1: {reason}")
+        pytest.skip(reason)
+    database = TempDatabase(prefix)
+    yield database.url
+    database.drop()
+
+
 # What adds one to a token's fail_count (docs/design.md §4.8); an accept sets it back to 0.
 COUNTED = frozenset({"wrong_code", "replay", "malformed", "resync_pending"})
 

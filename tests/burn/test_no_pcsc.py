@@ -16,7 +16,7 @@ import pytest
 RUN = "from keyfob.cli.main import run; run()"
 NO_PYSCARD = "import sys; sys.modules['smartcard'] = None; " + RUN
 URI = "otpauth://totp/ACME:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ACME"
-PROMPT = 20.0  # seconds; the batch would otherwise wait --wait-timeout (600 s) per token
+PROMPT = 20.0  # seconds; the batch would otherwise wait --wait (600 s) per token
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def keyfob(code: str, *args: str, env: dict[str, str] | None = None, cwd: Path |
 def batch_args(tmp_path: Path) -> list[str]:
     users = tmp_path / "users.csv"
     users.write_text("upn\nann@example.com\n")
-    return ["burn", "batch", str(users), "--out", str(tmp_path / "out"), "--password", "pw"]
+    return ["burn", "batch", str(users), "--out", str(tmp_path / "out"), "--pskc-password", "pw"]
 
 
 def test_batch_stops_at_once_when_pcscd_is_not_running(tmp_path, no_pcscd) -> None:

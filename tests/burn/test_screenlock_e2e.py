@@ -53,7 +53,7 @@ def test_lock_and_unlock_a_molto2v2_kept_in_its_state(emulator, tmp_path) -> Non
     out = keyfob("token", "lock").stdout
     assert "M2000211: screen locked" in out
     assert emu.status()["screen_locked"] is True
-    assert "screen_locked    True" in emu.cli("status")
+    assert "screen locked    yes" in emu.cli("status")
     emu.stop()
     emu = emulator("--state", str(state))  # the same token, plugged in again
     assert emu.status()["screen_locked"] is True

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from slapdkit import SERVICE_DN, SERVICE_PW, Slapd, Tree, base_ldif, have_tools, make_tls
 
 from keyfob.server.context import ServerContext, open_context
 from keyfob.server.directory import admin
 from keyfob.server.directory.config import DirectoryRecord, DirectorySpec, Kind
 from keyfob.server.settings import Settings
-from testkit import Clock
+from keyfob.server.store.schema import metadata
+from testkit import Clock, backend_fixture, session_database
 
 STRICT = os.environ.get("KEYFOB_STRICT") == "1"
 
@@ -67,9 +69,32 @@ def tree(slapd: Slapd) -> Tree:
     return t
 
 
+@pytest.fixture(scope="session")
+def directory_pg() -> Iterator[str]:
+    """A database of the directory tests' own on the PostgreSQL server, dropped afterwards."""
+    yield from session_database("keyfob_dir_test")
+
+
+def reset_postgres(url: str) -> None:
+    """Empty every table (directories included) before a test opens its context."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            tables = [t.name for t in metadata.sorted_tables if t.name in present]
+            if tables:
+                conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} CASCADE")
+    finally:
+        engine.dispose()
+
+
+# Every directory test on both backends, as tests/server/conftest.py does it.
+db_url = backend_fixture("directory_pg", reset_postgres)
+
+
 @pytest.fixture
-def ctx(tmp_path: Path, clock: Clock) -> Iterator[ServerContext]:
-    settings = Settings(db=f"sqlite:///{tmp_path / 'keyfob.db'}", key_file=tmp_path / "k.key")
+def ctx(db_url: str, tmp_path: Path, clock: Clock) -> Iterator[ServerContext]:
+    settings = Settings(db=db_url, key_file=tmp_path / "k.key")
     context = open_context(settings, clock=clock)
     yield context
     context.engine.dispose()

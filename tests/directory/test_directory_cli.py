@@ -25,10 +25,16 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 
 def test_directory_commands(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], slapd: Slapd, tree: Tree, tls_dir: Path
+    tmp_path: Path,
+    db_url: str,
+    ctx: ServerContext,  # the database made (and migrated), with its key file tmp_path/k.key
+    capsys: pytest.CaptureFixture[str],
+    slapd: Slapd,
+    tree: Tree,
+    tls_dir: Path,
 ) -> None:
     tree.add_user("lena", "lena-directory-pw")
-    db = ["admin", "--db", f"sqlite:///{tmp_path / 'k.db'}", "directory"]
+    db = ["admin", "--db", db_url, "--key-file", str(tmp_path / "k.key"), "directory"]
     pw_file = tmp_path / "bind.pw"
     pw_file.write_text(SERVICE_PW + "\n")
     add = [
@@ -49,6 +55,24 @@ def test_directory_commands(
     assert [s["result"] for s in report["steps"]] == ["ok", "found"]
     code, out = run(capsys, *db, "test", "corp", "*")
     assert code == 1 and "not found" in out
+    # set: a wrong bind password makes the test fail; the right one again, and it passes
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-service-pw\n")
+    code, out = run(capsys, *db, "set", "corp", "--bind-password-file", str(wrong))
+    assert code == 0 and "changed directory 'corp'" in out
+    code, out = run(capsys, *db, "test", "corp", "--json")
+    assert code == 1 and json.loads(out)["steps"][0]["result"] == "bind refused"
+    code, out = run(
+        capsys, *db, "set", "corp", "--bind-password-file", str(pw_file), "--cache-ttl", "60",
+        "--group", tree.base, "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["cache_ttl"] == 60 and json.loads(out)["group"]
+    code, out = run(capsys, *db, "set", "corp", "--cache-ttl", "5")
+    assert code == 1
+    code, out = run(capsys, *db, "set", "corp", "--group", "", "--json")
+    assert code == 0 and json.loads(out)["group"] == "" and json.loads(out)["cache_ttl"] == 60
+    code, out = run(capsys, *db, "test", "corp", "lena")
+    assert code == 0 and "found" in out
     code, out = run(capsys, *db, "remove", "corp")
     assert code == 0 and "removed directory 'corp'" in out
 

@@ -4,10 +4,10 @@ watch (tests/server/conftest.py)."""
 
 from __future__ import annotations
 
-from server.conftest import PG_URL as PG_URL
 from server.conftest import ctx as ctx
 from server.conftest import db_url as db_url
 from server.conftest import leak_watch as leak_watch
 from server.conftest import pg_database as pg_database
 from server.conftest import sqlite_api as sqlite_api
 from server.conftest import sqlite_ctx as sqlite_ctx
+from testkit import PG_URL as PG_URL

@@ -26,7 +26,7 @@ from radiuskit import (
 from keyfob.server.context import open_context
 from keyfob.server.radius.server import RadiusServer, RadiusThread
 from keyfob.server.settings import Settings
-from testkit import PG_URL, Clock, TempDatabase, backend_db
+from testkit import PG_URL, Clock, TempDatabase, backend_fixture
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +43,7 @@ def radius_pg() -> Iterator[str]:
     database.drop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_db(request, tmp_path, "radius_pg", reset_postgres)
+db_url = backend_fixture("radius_pg", reset_postgres)
 
 
 @pytest.fixture

@@ -111,6 +111,8 @@ def _cli(db: str, key_file: Path, *args: str) -> subprocess.CompletedProcess[str
 
 def test_admin_cli_add_list_set_remove(tmp_path: Path) -> None:
     db, key_file = f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "k.key"
+    where = ["--db", db, "--key-file", str(key_file)]
+    subprocess.run([*KEYFOB, "admin", *where, "init"], check=True, capture_output=True)
     added = _cli(db, key_file, "add", "fortigate-hq", "192.0.2.10", "--mode", "password+otp")
     assert added.returncode == 0, added.stderr
     secret = added.stdout.strip().splitlines()[-1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,10 +20,8 @@ from keyfob.server.api.app import create_app
 from keyfob.server.context import ServerContext, open_context
 from keyfob.server.settings import Settings
 from keyfob.server.store.schema import audit
-from testkit import PG_URL, Clock, TempDatabase, backend_db
 from testkit import T0 as T0  # re-exported: tests import the clock's start from here too
-
-STRICT = os.environ.get("KEYFOB_STRICT") == "1"
+from testkit import Clock, backend_fixture, session_database
 
 
 @dataclass
@@ -53,33 +50,15 @@ def leak_watch() -> Iterator[LeakWatch]:
     root.setLevel(old)
 
 
-def _pg_available() -> bool:
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh database on the PostgreSQL server for this session, dropped afterwards."""
-    if not _pg_available():
-        reason = f"PostgreSQL does not answer at {PG_URL}"
-        if STRICT:
-            pytest.fail(f"KEYFOB_STRICT=1: {reason}")
-        pytest.skip(reason)
-    database = TempDatabase("keyfob_test")
-    yield database.url
-    database.drop()
+    yield from session_database("keyfob_test")
 
 
 _TABLES = (
     "web_sessions, audit, tokens, api_keys, radius_clients, radius_challenges, users, rate_events, "
-    "server_nodes, "
+    "server_nodes, access_passes, "
     "key_state"
 )
 
@@ -101,11 +80,7 @@ def make_ctx(db: str, tmp_path: Any, clock: Clock, **overrides: Any) -> ServerCo
     return open_context(settings, clock=clock)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """The URL of a fresh database on each backend: a file in ``tmp_path``, or the session's
-    PostgreSQL database emptied."""
-    return backend_db(request, tmp_path, "pg_database", reset_postgres)
+db_url = backend_fixture("pg_database", reset_postgres)
 
 
 @pytest.fixture

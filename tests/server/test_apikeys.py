@@ -194,6 +194,8 @@ def _cli(capsys: Any, db: str, *args: str) -> tuple[int, str, str]:
 
 def test_cli_lists_last_use_and_revokes(tmp_path, capsys, leak_watch, clock) -> None:
     db = f"sqlite:///{tmp_path / 'k.db'}"
+    assert main(["admin", "--db", db, "init"]) == 0  # admin commands never create a database
+    capsys.readouterr()
     code, out, _ = _cli(capsys, db, "create", "--role", "validate", "--name", "vpn", "--json")
     secret = json.loads(out)["key"]
     leak_watch.secrets.add(secret)

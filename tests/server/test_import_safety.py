@@ -5,6 +5,7 @@ writer makes the import fail whole, and hostile values are 4xx answers naming th
 from __future__ import annotations
 
 import base64
+import os
 import signal
 import subprocess
 import sys
@@ -79,6 +80,12 @@ def test_validations_keep_answering_during_a_large_import(sqlite_api, clock) -> 
 
 
 def test_cli_import_of_a_20_mb_csv_stays_small(tmp_path: Path) -> None:
+    where = ["--db", f"sqlite:///{tmp_path / 'k.db'}", "--key-file", str(tmp_path / "k.key")]
+    cli = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
+    # A clean environment: nothing another test left in os.environ (config, HOME, KEYFOB_*)
+    # reaches the measured process.
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    subprocess.run([*cli, "admin", *where, "init"], check=True, capture_output=True, env=env)
     """1.19 GB before for 21.6 MB (bytes, text, dicts, records and rows all at once)."""
     path = tmp_path / "big.csv"
     path.write_bytes(_entra(300_000, upn_every=10))
@@ -108,6 +115,7 @@ def test_cli_import_of_a_20_mb_csv_stays_small(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported 300000 token(s)" in done.stdout

@@ -205,7 +205,7 @@ def test_rotation_waits_for_servers_that_cannot_hold_the_new_key(db_url, tmp_pat
 def _rotate_key(db_url: str, env: dict[str, str], wait: int = 0) -> subprocess.CompletedProcess:
     """`keyfob admin rotate-key` in its own process (one a crash point may kill -9)."""
     return subprocess.run(
-        [*KEYFOB, "admin", "--db", db_url, "rotate-key", "--wait", str(wait)],
+        [*KEYFOB, "admin", "--db", db_url, "rotate-key", "--wait", str(wait), "--json"],
         env=env,
         capture_output=True,
         text=True,

@@ -19,4 +19,4 @@ def test_migrating_twice_is_a_no_op(ctx) -> None:
     migrate(ctx.engine)
     with ctx.engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
-    assert version == "0006"
+    assert version == "0008"

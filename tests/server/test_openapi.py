@@ -74,8 +74,21 @@ def _generated_summary(path: str, method: str, operation: dict[str, Any]) -> str
 def test_enums_show_as_enums(api: Api) -> None:
     spec = api.get("/openapi.json", role=None).json()
     schemas = spec["components"]["schemas"]
-    assert schemas["TokenStatus"]["enum"] == ["active", "pending", "disabled"]
+    assert schemas["TokenStatus"]["enum"] == ["active", "pending", "disabled", "lost", "retired"]
     assert schemas["TokenKind"]["enum"] == ["classic", "programmable", "app"]
     assert schemas["UserBody"]["properties"]["role"]["$ref"].endswith("/Role")
     assert schemas["BeginBody"]["properties"]["kind"]["enum"] == ["app", "programmable"]
     assert schemas["BeginBody"]["properties"]["period"]["enum"] == [30, 60]
+
+
+def test_docs_pages_load_nothing_from_the_internet(api: Api) -> None:
+    """/docs and /redoc name only this server's own files (no CDN): they work offline."""
+    for page in ("/docs", "/redoc"):
+        resp = api.get(page, role=None)
+        assert resp.status_code == 200, page
+        assets = re.findall(r'(?:src|href)="([^"]+)"', resp.text)
+        assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+        assert "cdn" not in resp.text.lower() and "fonts.googleapis" not in resp.text
+        for asset in assets:
+            assert api.get(asset, role=None).status_code == 200, asset
+    assert api.get("/openapi.json", role=None).json()["openapi"].startswith("3.1")

@@ -4,6 +4,7 @@ Playwright through ``executable_path`` — never ``playwright install``."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from testkit import T0, Clock, ThreadedServer
 
 STRICT = os.environ.get("KEYFOB_STRICT") == "1"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+PASSWORD = "first-time-password"
+NEW_PASSWORD = "my-own-password-42"
 
 
 def _chromium() -> str:
@@ -83,3 +86,25 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page, live, username: str, password: str) -> None:
+    page.goto(f"{live.url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def first_sign_in(
+    page, live, username: str, password: str = PASSWORD, screenshot: str | None = "password-first"
+) -> None:
+    """``username``'s first sign-in with ``password``: the forced password change page (its
+    ``screenshot`` taken, unless None), ``NEW_PASSWORD`` saved, back home with the notice."""
+    sign_in(page, live, username, password)
+    page.wait_for_url(f"{live.url}/password")
+    if screenshot is not None:
+        shot(page, screenshot)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Save password").click()
+    page.wait_for_url(re.compile(r".*/\?notice=password"))

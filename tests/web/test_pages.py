@@ -16,27 +16,7 @@ from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
 from testkit import wrong_code
 
-from .conftest import ARTIFACTS, shot
-
-PASSWORD = "first-time-password"
-NEW_PASSWORD = "my-own-password-42"
-
-
-def sign_in(page, live, username: str, password: str) -> None:
-    page.goto(f"{live.url}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def first_sign_in(page, live, username: str) -> None:
-    sign_in(page, live, username, PASSWORD)
-    page.wait_for_url(f"{live.url}/password")
-    shot(page, "password-first")
-    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-    page.get_by_label("New password again").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Save password").click()
-    page.wait_for_url(re.compile(r".*/\?notice=password"))
+from .conftest import ARTIFACTS, NEW_PASSWORD, PASSWORD, first_sign_in, shot, sign_in
 
 
 def test_user_adds_an_app_and_signs_in_with_password_and_code(page, live) -> None:
@@ -114,12 +94,7 @@ PSKC_GOOD = PSKC_BAD.split("  <KeyPackage><DeviceInfo><SerialNo>BAD-2")[0] + "</
 def test_admin_imports_assigns_unlocks_and_audits(page, live, tmp_path) -> None:
     _, admin_pw = accounts.ensure_first_admin(live.ctx)
     accounts.create_user(live.ctx, "carol@example.com", password=PASSWORD)
-    sign_in(page, live, "admin", admin_pw)
-    page.wait_for_url(f"{live.url}/password")
-    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-    page.get_by_label("New password again").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Save password").click()
-    page.wait_for_url(re.compile(r".*/\?notice=password"))
+    first_sign_in(page, live, "admin", admin_pw, screenshot=None)
 
     bad, good = tmp_path / "vendor-bad.pskcxml", tmp_path / "vendor.pskcxml"
     bad.write_text(PSKC_BAD)
@@ -267,12 +242,13 @@ def test_claim_resync_and_remove_a_classic_token_keyboard_only(page, live) -> No
     assert "serial HW-77" in page.content()
 
     # The token's clock ran 20 minutes fast: resync with two consecutive codes.
-    method_id = page.locator("a", has_text="Resync").get_attribute("href").split("/")[2]
+    method_id = page.get_by_role("link", name="Codes not working?").get_attribute("href")
+    method_id = method_id.split("/")[2]
     page.goto(f"{live.url}/methods/{method_id}/resync")
     shot(page, "resync")
     page.get_by_label("First code").fill(hotp(key, step + 40))
     page.get_by_label("Next code").fill(hotp(key, step + 41))
-    page.get_by_role("button", name="Resync").click()
+    page.get_by_role("button", name="Fix my codes").click()
     page.wait_for_url(re.compile(r".*/\?notice=resynced"))
 
     page.goto(f"{live.url}/methods/{method_id}/remove")

@@ -3,7 +3,6 @@ the database (the server may be running or stopped)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -11,19 +10,39 @@ from typing import Annotated
 import typer
 
 from keyfob.cli import backup as backup_cli
-from keyfob.cli.admin_common import ACTOR, DbOpt, JsonOpt, KeyFileOpt, admin_context
+from keyfob.cli import helpdesk as helpdesk_cli
+from keyfob.cli import tap as tap_cli
+from keyfob.cli.admin_common import (
+    ACTOR,
+    AdminDbOpt,
+    AdminGroup,
+    ConfigOpt,
+    JsonOpt,
+    KeyFileOpt,
+    admin_context,
+    admin_settings,
+    said,
+    token_action,
+)
 from keyfob.cli.common import print_json
 from keyfob.cli.directory import directory_app
 from keyfob.cli.radius import client_app as radius_client_app
 from keyfob.server import accounts, inventory
+from keyfob.server.context import open_context
+from keyfob.server.enrolment import list_methods
 from keyfob.server.inputs import filter_word
 from keyfob.server.keyrotation import rotate_key
-from keyfob.server.settings import DEFAULT_DB
 from keyfob.server.store.records import TokenFilter
 from keyfob.server.store.vocab import TokenKind, TokenStatus
 from keyfob.server.views import api_key_view, token_view, tokens_view, user_view
 
-app = typer.Typer(help="Administer users, API keys, tokens and keys.", no_args_is_help=True)
+app = typer.Typer(
+    cls=AdminGroup,
+    help="Administer users, API keys, tokens and keys, directly on the server's database "
+    "(found by --db, KEYFOB_DB or the config file; --db, --key-file and --config may also come "
+    "after the subcommand). Admin commands never create a database: see `admin init`.",
+    no_args_is_help=True,
+)
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tokens_app = typer.Typer(help="The token inventory.", no_args_is_help=True)
@@ -32,13 +51,40 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(radius_client_app, name="radius-client")
 app.add_typer(directory_app, name="directory")
+app.add_typer(tap_cli.app, name="tap")  # cli/tap.py: temporary access passcodes
+helpdesk_cli.register(tokens_app)  # cli/helpdesk.py: lost, found, retire, show, drift-reset
 app.command("backup")(backup_cli.backup)  # cli/backup.py: encrypted SQLite backups
 app.command("restore")(backup_cli.restore)
 
 
 @app.callback()
-def _options(ctx: typer.Context, db: DbOpt = DEFAULT_DB, key_file: KeyFileOpt = None) -> None:
-    ctx.obj = {"db": db, "key_file": key_file}  # read back by admin_common.admin_settings
+def _options(
+    ctx: typer.Context,
+    db: AdminDbOpt = None,
+    key_file: KeyFileOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    # read back by admin_common.admin_settings
+    ctx.obj = {"db": db, "key_file": key_file, "config": config}
+
+
+@app.command("init")
+def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Create a new database and master key file where --db (or the config file) points, as
+    `keyfob serve` does at its first start; an existing one is only brought up to date."""
+    settings = admin_settings(ctx)
+    server = open_context(settings)
+    data = {
+        "db": settings.db,
+        "key_file": None if settings.master_key else str(settings.resolved_key_file()),
+        "key_created": server.key_created,
+    }
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"database {settings.db} is ready")
+    if server.key_created:
+        typer.echo(f"created master key file {data['key_file']} (mode 0600): back it up")
 
 
 # --- users -------------------------------------------------------------------------------
@@ -51,15 +97,20 @@ def user_add(
     password: Annotated[
         str | None,
         typer.Option(
-            help="One-time password (the user sets their own at first sign-in); "
-            "default: generate one."
+            "--user-password",
+            help="The user's one-time password (they set their own at first sign-in); "
+            "default: generate one.",
         ),
     ] = None,
-    role: Annotated[str, typer.Option(help="user or admin.")] = "user",
+    old_password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
+    role: Annotated[
+        str, typer.Option(help="user, helpdesk (tickets: passcodes, lost tokens, drift) or admin.")
+    ] = "user",
     display_name: Annotated[str, typer.Option(help="Full name.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Add a user with a one-time password."""
+    password = password or old_password
     generated = password is None
     password = password or accounts.generate_password()
     user = accounts.create_user(
@@ -93,18 +144,121 @@ def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(f"{u.username:<40} {u.role:<6}{flags}")
 
 
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user's name (UPN).")]
+SerialArg = Annotated[
+    str, typer.Argument(metavar="SERIAL", help="The token's serial (or its id, for an app).")
+]
+
+
 @user_app.command("disable")
-def user_disable(ctx: typer.Context, username: str) -> None:
+def user_disable(ctx: typer.Context, username: UserArg, as_json: JsonOpt = False) -> None:
     """Disable a user (validation then rejects every code)."""
     user = accounts.set_disabled(admin_context(ctx), username, True, actor=ACTOR)
-    typer.echo(f"disabled {user.username}")
+    said(as_json, user_view(user), f"disabled {user.username}")
 
 
 @user_app.command("enable")
-def user_enable(ctx: typer.Context, username: str) -> None:
+def user_enable(ctx: typer.Context, username: UserArg, as_json: JsonOpt = False) -> None:
     """Enable a disabled user."""
     user = accounts.set_disabled(admin_context(ctx), username, False, actor=ACTOR)
-    typer.echo(f"enabled {user.username}")
+    said(as_json, user_view(user), f"enabled {user.username}")
+
+
+@user_app.command("delete")
+def user_delete(
+    ctx: typer.Context,
+    username: UserArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a user: their app and programmable methods go with them, classic tokens go back
+    to the inventory, their sessions end. The audit log keeps their name."""
+    server = admin_context(ctx)
+    if not yes:
+        typer.confirm(f"Delete {username} and their methods?", abort=True, err=True)
+    report = accounts.delete_user(server, username, actor=ACTOR)
+    said(
+        as_json,
+        report,
+        f"deleted {report['username']}: {report['deleted_methods']} method(s) deleted, "
+        f"{len(report['returned_to_inventory'])} token(s) back in the inventory",
+    )
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    ctx: typer.Context,
+    username: UserArg,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            exists=True,
+            dir_okay=False,
+            help="Read the new one-time password from this file (first line); default: "
+            "generate one.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a user a new one-time password (they choose their own at the next sign-in)."""
+    from keyfob.cli.common import first_line
+
+    generated = password_file is None
+    password = first_line(password_file, "password") if password_file else None
+    password = password or accounts.generate_password()
+    accounts.set_password(admin_context(ctx), username, password, one_time=True, actor=ACTOR)
+    data = {"username": username, "must_change_password": True}
+    if generated:
+        data["one_time_password"] = password
+    said(
+        as_json,
+        data,
+        f"new one-time password for {username}" + (f": {password}" if generated else " set"),
+    )
+
+
+@user_app.command("methods")
+def user_methods(ctx: typer.Context, username: UserArg, as_json: JsonOpt = False) -> None:
+    """List a user's methods (apps, programmable and classic tokens) with their ids, for
+    `user remove-method USER ID` and `tokens disable SERIAL_OR_ID`."""
+    server = admin_context(ctx)
+    items = [token_view(t, server.now()) for t in list_methods(server, username)]
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        typer.echo(f"{username} has no methods", err=True)
+        return
+    typer.echo(f"{'ID':<32}  {'KIND':<12}  {'SERIAL':<16}  {'STATE':<8}  {'LAST USED':<16}  LABEL")
+    for t in items:
+        used = _minute(t["last_used_at"]) or "never"
+        state = "locked" if t["locked"] else t["state"]
+        typer.echo(
+            f"{t['id']:<32}  {t['kind']:<12}  {t['serial'] or '-':<16}  {state:<8}  "
+            f"{used:<16}  {t['label'] or ''}"
+        )
+
+
+@user_app.command("remove-method")
+def user_remove_method(
+    ctx: typer.Context,
+    username: UserArg,
+    token_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The method's id (keyfob admin user methods).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove one of a user's methods (the lost phone): an app or programmable method is
+    deleted, a classic token goes back to the inventory."""
+    from keyfob.server.enrolment import remove
+
+    remove(admin_context(ctx), username, token_id, actor=ACTOR)
+    said(
+        as_json,
+        {"username": username, "id": token_id, "removed": True},
+        f"removed method {token_id} of {username}",
+    )
 
 
 # --- API keys ----------------------------------------------------------------------------
@@ -113,7 +267,9 @@ def user_enable(ctx: typer.Context, username: str) -> None:
 @apikey_app.command("create")
 def apikey_create(
     ctx: typer.Context,
-    role: Annotated[str, typer.Option(help="validate (for apps and VPNs) or admin.")],
+    role: Annotated[
+        str, typer.Option(help="validate (for apps and VPNs), metrics, helpdesk or admin.")
+    ],
     name: Annotated[str, typer.Option(help="What the key is for.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -171,11 +327,19 @@ def tokens_import(
             "--format", help="pskc, azure-csv, oath-csv (vendor-csv) or otpauth; default: detect."
         ),
     ] = None,
-    password: Annotated[str | None, typer.Option(help="PSKC password (PBKDF2).")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option("--pskc-password", help="The PSKC file's password (PBKDF2)."),
+    ] = None,
+    old_password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
     key: Annotated[str | None, typer.Option(help="PSKC pre-shared key, hex.")] = None,
     mac_check: Annotated[str, typer.Option(help="strict, soft or none.")] = "strict",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check every row, import nothing.")
+    ] = False,
+    allow_retired: Annotated[
+        bool,
+        typer.Option("--allow-retired", help="Import a retired serial again (a new seed for it)."),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -186,10 +350,11 @@ def tokens_import(
             stream,
             fmt=fmt,
             source=file.name,
-            password=password,
+            password=password or old_password,
             key=key,
             mac_check=mac_check,
             dry_run=dry_run,
+            allow_retired=allow_retired,
             actor=ACTOR,
         )
     data = report.as_dict() if as_json else report.summary()
@@ -213,7 +378,8 @@ def tokens_import(
             f"{data['errors']} error(s)"
         )
         if report.created_users:
-            typer.echo(f"users created for assignment: {', '.join(report.created_users)}")
+            made = "would be created" if dry_run else "created"
+            typer.echo(f"users {made} for assignment: {', '.join(report.created_users)}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -223,26 +389,44 @@ def tokens_export(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     fmt: Annotated[str, typer.Option("--format", help="azure-csv or pskc.")] = "azure-csv",
-    password: Annotated[str | None, typer.Option(help="Password for the PSKC file.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option("--pskc-password", help="Password to encrypt the PSKC file with."),
+    ] = None,
+    old_password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
     assigned_only: Annotated[bool, typer.Option(help="Only assigned tokens.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Export classic tokens: Entra CSV (upload to Azure) or encrypted PSKC."""
     data = inventory.export(
-        admin_context(ctx), fmt, password=password, assigned_only=assigned_only, actor=ACTOR
+        admin_context(ctx),
+        fmt,
+        password=password or old_password,
+        assigned_only=assigned_only,
+        actor=ACTOR,
     )
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
-    typer.echo(f"wrote {output} (mode 0600: it holds token secrets)")
+    report = {"file": str(output), "format": fmt, "bytes": len(data), "mode": "0600"}
+    said(as_json, report, f"wrote {output} (mode 0600: it holds token secrets)")
 
 
 @tokens_app.command("list")
 def tokens_list(
     ctx: typer.Context,
-    state: Annotated[str | None, typer.Option(help="pending, active or disabled.")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="pending, active, disabled, lost or retired.")
+    ] = None,
     kind: Annotated[str | None, typer.Option(help="app, programmable or classic.")] = None,
     owner: Annotated[str | None, typer.Option(help="Username.")] = None,
     unassigned: Annotated[bool, typer.Option("--unassigned", help="Only the inventory.")] = False,
+    drift_over: Annotated[
+        int | None,
+        typer.Option(
+            "--drift-over", metavar="SECONDS", help="Only tokens whose learned drift is beyond."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
@@ -253,6 +437,7 @@ def tokens_list(
         filter_word(TokenKind, kind, "kind", hint=hint),
         owner,
         assigned=False if unassigned else None,
+        drift_over=drift_over,
     )
     server = admin_context(ctx)
     data = tokens_view(inventory.list_inventory(server, where, limit=limit), server.now())
@@ -270,33 +455,53 @@ def tokens_list(
 
 
 @tokens_app.command("assign")
-def tokens_assign(ctx: typer.Context, serial: str, username: str) -> None:
+def tokens_assign(
+    ctx: typer.Context, serial: SerialArg, username: UserArg, as_json: JsonOpt = False
+) -> None:
     """Assign an inventory token to a user."""
-    inventory.assign(admin_context(ctx), serial, username, actor=ACTOR)
-    typer.echo(f"assigned {serial} to {username}")
+    token_action(
+        ctx, as_json, f"assigned {serial} to {username}", inventory.assign, serial, username
+    )
 
 
 @tokens_app.command("unassign")
-def tokens_unassign(ctx: typer.Context, serial: str) -> None:
+def tokens_unassign(ctx: typer.Context, serial: SerialArg, as_json: JsonOpt = False) -> None:
     """Return a token to the inventory (for re-use when its owner leaves)."""
-    inventory.unassign(admin_context(ctx), serial, actor=ACTOR)
-    typer.echo(f"unassigned {serial}")
+    token_action(ctx, as_json, f"unassigned {serial}", inventory.unassign, serial)
 
 
 @tokens_app.command("unlock")
-def tokens_unlock(ctx: typer.Context, serial: str) -> None:
+def tokens_unlock(ctx: typer.Context, serial: SerialArg, as_json: JsonOpt = False) -> None:
     """Clear a token's lockout."""
-    inventory.unlock_token(admin_context(ctx), serial, actor=ACTOR)
-    typer.echo(f"unlocked {serial}")
+    token_action(ctx, as_json, f"unlocked {serial}", inventory.unlock_token, serial)
+
+
+@tokens_app.command("disable")
+def tokens_disable(ctx: typer.Context, serial: SerialArg, as_json: JsonOpt = False) -> None:
+    """Disable a token (or a user's method, by its id): every code is refused until it is
+    enabled again; its owner and state are kept."""
+    token_action(ctx, as_json, f"disabled {serial}", inventory.set_token_disabled, serial, True)
+
+
+@tokens_app.command("enable")
+def tokens_enable(ctx: typer.Context, serial: SerialArg, as_json: JsonOpt = False) -> None:
+    """Enable a disabled token again."""
+    token_action(ctx, as_json, f"enabled {serial}", inventory.set_token_disabled, serial, False)
 
 
 @tokens_app.command("resync")
-def tokens_resync(ctx: typer.Context, serial: str, code1: str, code2: str) -> None:
+def tokens_resync(
+    ctx: typer.Context,
+    serial: SerialArg,
+    code1: Annotated[str, typer.Argument(help="A code the token shows.")],
+    code2: Annotated[str, typer.Argument(help="The next code it shows.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Resynchronise a token with two consecutive codes."""
     server = admin_context(ctx)
     token = inventory.resync_token(server, serial, code1, code2, actor=ACTOR)
     view = token_view(token, server.now())
-    typer.echo(f"resynchronised {serial}: drift {view['drift_seconds']:+d}s")
+    said(as_json, view, f"resynchronised {serial}: drift {view['drift_seconds']:+d}s")
 
 
 @app.command("rotate-key")
@@ -309,6 +514,7 @@ def rotate(
             "refusing (servers on the same key file pick it up within one heartbeat)."
         ),
     ] = 30.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-encrypt every stored secret under a new master key; safe while servers run.
 
@@ -319,4 +525,13 @@ def rotate(
     report = rotate_key(
         admin_context(ctx), new_env_key=os.environ.get("KEYFOB_NEW_MASTER_KEY"), wait=wait
     )
-    typer.echo(json.dumps(report.as_dict()))
+    data = report.as_dict()
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(
+        f"new master key {report.new_kid}: {report.reencrypted} secret(s) re-encrypted; "
+        f"keys dropped: {', '.join(report.dropped) or 'none'}"
+    )
+    if report.still_in_env:
+        typer.echo(f"unused keys in KEYFOB_MASTER_KEY: {', '.join(report.still_in_env)}")

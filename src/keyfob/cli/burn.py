@@ -36,6 +36,16 @@ class _DefaultToOne(TyperGroup):
             args = ["one", *args]
         return super().parse_args(ctx, args)
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """``keyfob burn --help``: how to burn one token (its usage and every option), then
+        the ``batch`` subcommand."""
+        one = self.commands["one"]
+        one_ctx = type(ctx)(one, info_name=ctx.info_name, parent=ctx.parent)
+        one.format_help(one_ctx, formatter)
+        rows = [(n, c.get_short_help_str()) for n, c in self.commands.items() if not c.hidden]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 app = typer.Typer(
     cls=_DefaultToOne,
@@ -71,9 +81,12 @@ ApiKeyOpt = Annotated[
 PasswordOpt = Annotated[
     str | None,
     typer.Option(
-        "--password", envvar="KEYFOB_PASSWORD", help="The user's own password (instead of a key)."
+        "--user-password",
+        envvar="KEYFOB_PASSWORD",
+        help="The user's own sign-in password (instead of --api-key), with --enroll.",
     ),
 ]
+OldPasswordOpt = Annotated[str | None, typer.Option("--password", hidden=True)]
 
 
 def _family(profile: int | None, title: str | None, molto2: bool) -> Family:
@@ -117,10 +130,13 @@ def one(
     user: Annotated[str | None, typer.Option(help="The user to enrol (with --enroll).")] = None,
     api_key: ApiKeyOpt = None,
     password: PasswordOpt = None,
+    old_password: OldPasswordOpt = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a token on the reader.")] = 15.0,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Burn one token."""
+    """Burn one token: `keyfob burn SOURCE` (a QR image, an otpauth:// URI, or - for stdin),
+    `keyfob burn --seed BASE32`, or `keyfob burn --enroll URL --user NAME` (the server makes
+    the secret). Many tokens: `keyfob burn batch USERS.csv`."""
     family = _family(profile, title, molto2)
     opts = BurnOptions(family=family, profile=profile, title=title, overwrite=overwrite)
     if customer_key:
@@ -134,7 +150,9 @@ def one(
         if not user:
             raise BurnRefused("--enroll needs --user NAME")
         alg = Algorithm.parse(algorithm or "SHA1")
-        client = EnrollClient(enroll, api_key=api_key, username=user, password=password)
+        client = EnrollClient(
+            enroll, api_key=api_key, username=user, password=password or old_password
+        )
         what: Credential | Enrol = Enrol(client, user, algorithm=alg, period=period or 30)
     else:
         text = sys.stdin.readline().strip() if source == "-" else source
@@ -188,9 +206,12 @@ def batch(
     password: Annotated[
         str | None,
         typer.Option(
-            "--password", envvar="KEYFOB_EXPORT_PASSWORD", help="Password for the PSKC (--out)."
+            "--pskc-password",
+            envvar="KEYFOB_EXPORT_PASSWORD",
+            help="Password to encrypt the PSKC file (and the journal) with, with --out.",
         ),
     ] = None,
+    old_password: OldPasswordOpt = None,
     journal_path: Annotated[Path | None, typer.Option("--journal", help="Resume journal.")] = None,
     algorithm: Annotated[str, typer.Option(help="SHA1 or SHA256.")] = "SHA1",
     period: Annotated[int, typer.Option(help="30 or 60.")] = 30,
@@ -205,17 +226,20 @@ def batch(
         ),
     ] = False,
     wait_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for each next token.")
+        float, typer.Option("--wait", help="Seconds to wait for each next token on the reader.")
     ] = 600.0,
+    old_wait: Annotated[float | None, typer.Option("--wait-timeout", hidden=True)] = None,
 ) -> None:
     """Burn (and enrol) a token per user; resumable; writes Entra CSV + PSKC with --out."""
+    password = password or old_password
+    wait_timeout = old_wait if old_wait is not None else wait_timeout
     if not enroll and not out:
         raise BurnRefused(
             "a batch needs --enroll URL or --out DIR (or both)",
             hint="otherwise the secrets would be lost",
         )
     if out and not password:
-        raise BurnRefused("--out needs --password for the PSKC file (and the journal)")
+        raise BurnRefused("--out needs --pskc-password for the PSKC file (and the journal)")
     rows = read_users(users)
     journal_file = journal_path or (
         (out / "journal.jsonl") if out else users.with_name(users.name + ".journal")

@@ -1,4 +1,4 @@
-"""``keyfob admin directory add|list|test|remove``: LDAP / Active Directory user sources.
+"""``keyfob admin directory add|list|set|test|remove``: LDAP / Active Directory user sources.
 
 Like the rest of ``keyfob admin`` these work on the database directly; running servers see a
 change within 10 s. The bind password is read from a file (never a command-line argument,
@@ -8,37 +8,19 @@ which ``ps`` shows) and stored sealed; nothing prints it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from keyfob.cli.admin_common import ACTOR, JsonOpt, admin_context
 from keyfob.cli.common import first_line, print_json
 from keyfob.server.directory import admin
-from keyfob.server.directory.config import DirectoryRecord, DirectorySpec, check_kind
+from keyfob.server.directory.admin import directory_view
+from keyfob.server.directory.config import check_kind, spec_from_options
 
 directory_app = typer.Typer(
     help="Directories (LDAP, Active Directory) as a user source.", no_args_is_help=True
 )
-
-
-def directory_view(record: DirectoryRecord, users: int | None = None) -> dict[str, Any]:
-    """A directory as the CLI and the admin page show it: never the bind password."""
-    view = {
-        "name": record.name,
-        "kind": record.kind.value,
-        "urls": list(record.urls),
-        "base_dn": record.base_dn,
-        "bind_dn": record.bind_dn,
-        "login_attribute": record.login_attribute,
-        "filter": record.user_filter,
-        "group": record.group_dn,
-        "disabled_filter": record.disabled_filter,
-        "ca_file": record.ca_file,
-        "starttls": record.starttls,
-        "cache_ttl": record.cache_ttl,
-    }
-    return view if users is None else {**view, "users": users}
 
 
 @directory_app.command("add")
@@ -64,20 +46,7 @@ def directory_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a directory; its users can sign in from then on (found on demand)."""
-    spec = DirectorySpec(
-        name=name,
-        urls=tuple(url.split(",")),
-        base_dn=base_dn,
-        bind_dn=bind_dn,
-        kind=check_kind(kind),
-        login_attribute=login_attribute,
-        user_filter=filter,
-        group_dn=group,
-        disabled_filter=disabled_filter,
-        ca_file=ca_file,
-        starttls=starttls,
-        cache_ttl=cache_ttl,
-    )
+    spec = spec_from_options(ctx.params)
     password = first_line(bind_password_file, "bind password")
     record = admin.add_directory(admin_context(ctx), spec, password, actor=ACTOR)
     if as_json:
@@ -97,6 +66,57 @@ def directory_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     typer.echo(f"{'NAME':<16}  {'KIND':<8}  {'USERS':>5}  SERVERS")
     for r, n in listed:
         typer.echo(f"{r.name:<16}  {r.kind.value:<8}  {n:>5}  {', '.join(r.urls)}")
+
+
+@directory_app.command("set")
+def directory_set(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The directory to change.")],
+    url: Annotated[str | None, typer.Option(help="Servers in failover order.")] = None,
+    base_dn: Annotated[str | None, typer.Option(help="Where users are searched.")] = None,
+    bind_dn: Annotated[str | None, typer.Option(help="The service account.")] = None,
+    bind_password_file: Annotated[
+        Path | None, typer.Option(help="File with the service account's new password.")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="ad or openldap (no users yet).")] = None,
+    login_attribute: Annotated[
+        str | None, typer.Option(help="userPrincipalName|sAMAccountName|uid|mail.")
+    ] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help="'' for none.")] = None,
+    group: Annotated[str | None, typer.Option(help="Group DN; '' for none.")] = None,
+    disabled_filter: Annotated[str | None, typer.Option(help="'' for none.")] = None,
+    ca_file: Annotated[str | None, typer.Option(help="CA certificates (PEM); '' for none.")] = None,
+    starttls: Annotated[
+        bool | None, typer.Option("--starttls/--no-starttls", help="Upgrade ldap://.")
+    ] = None,
+    cache_ttl: Annotated[int | None, typer.Option(help="Seconds a lookup is cached.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change settings of a directory; the options not given stay as they are."""
+    given = {
+        "urls": tuple(url.split(",")) if url is not None else None,
+        "base_dn": base_dn,
+        "bind_dn": bind_dn,
+        "kind": check_kind(kind) if kind is not None else None,
+        "login_attribute": login_attribute,
+        "user_filter": filter,
+        "group_dn": group,
+        "disabled_filter": disabled_filter,
+        "ca_file": ca_file,
+        "starttls": starttls,
+        "cache_ttl": cache_ttl,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    password = None
+    if bind_password_file is not None:
+        password = first_line(bind_password_file, "bind password")
+    if not changes and password is None:
+        raise typer.BadParameter("give at least one setting to change (see --help)")
+    record = admin.set_directory(admin_context(ctx), name, changes, password, actor=ACTOR)
+    if as_json:
+        print_json(directory_view(record))
+        return
+    typer.echo(f"changed directory {record.name!r}")
 
 
 @directory_app.command("test")

@@ -39,6 +39,29 @@ def _vpcd_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _vpcd_listening(port: int = DEFAULT_PORT) -> bool:
+    """Whether something listens on this machine's TCP ``port`` (pcscd's vpcd does on 35963),
+    read from /proc/net without connecting: vpcd takes a connection for an inserted card."""
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "0A":  # LISTEN
+                return True
+    return False
+
+
+def _chosen_vpcd(vpcd: str | None) -> str | None:
+    """``--vpcd``: an address, ``off``, or (not given) the local vpcd when one listens."""
+    if vpcd is None:
+        return f"127.0.0.1:{DEFAULT_PORT}" if _vpcd_listening() else None
+    return None if vpcd.lower() in ("off", "none", "no") else vpcd
+
+
 def _panel(card: Card, shown: str, shown_at: float) -> Panel:
     status = card.status()
     table = Table.grid(padding=(0, 2))
@@ -77,7 +100,11 @@ def run(
     drift_ppm: Annotated[float, typer.Option(help="Clock drift in parts per million.")] = 0.0,
     vpcd: Annotated[
         str | None,
-        typer.Option(help="Insert the token into vpcd at HOST:PORT (pcscd's virtual reader)."),
+        typer.Option(
+            envvar="KEYFOB_VPCD",
+            help="Insert the token into vpcd at HOST:PORT (pcscd's virtual reader); 'off' "
+            f"keeps it out. Default: 127.0.0.1:{DEFAULT_PORT} when pcscd's vpcd listens there.",
+        ),
     ] = None,
     control_path: Annotated[
         Path | None,
@@ -106,6 +133,7 @@ def run(
     card = create(
         chosen, serial=serial, state_file=state, clock_offset=clock_offset, drift_ppm=drift_ppm
     )
+    vpcd = _chosen_vpcd(vpcd)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     workers: list[threading.Thread] = []
@@ -169,15 +197,40 @@ def press(
 
 @app.command("status")
 def status(
-    control_path: ControlOpt, as_json: Annotated[bool, typer.Option("--json")] = False
+    control_path: ControlOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Serial, model, clock and fault settings of a running emulator (never the seed)."""
     data = control.request(control_path, {"cmd": "status"})
     if as_json:
         print_json(data)
         return
-    for key, value in data.items():
+    for key, value in _human_status(data):
         typer.echo(f"{key:<16} {value}")
+
+
+def _human_status(data: dict[str, object]) -> list[tuple[str, str]]:
+    """The status as a person reads it: times in UTC, yes/no, nested values spelled out."""
+    rows: list[tuple[str, str]] = []
+    for key, value in data.items():
+        label = key.replace("_", " ")
+        if key == "clock" and isinstance(value, int | float):
+            text = datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        elif key == "clock_offset" and isinstance(value, int | float):
+            text = f"{round(value, 1) or 0.0:+.1f} s"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, dict):
+            parts = [f"{k} {'none' if v is None else v}" for k, v in value.items()]
+            text = ", ".join(parts) or "none"
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value) or "none"
+        elif value is None:
+            text = "-"
+        else:
+            text = str(value)
+        rows.append((label, text))
+    return rows
 
 
 @app.command("confirm")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -62,7 +63,8 @@ def encode(
     if classify(payload) in (PayloadKind.OTPAUTH, PayloadKind.MIGRATION):
         parse_payload(payload, allow_short=True)
     if output is None:
-        typer.echo(qr.encode_terminal(payload), nl=False)
+        drawn = qr.encode_terminal(payload, colour=not os.environ.get("NO_COLOR"))
+        typer.echo(drawn, nl=False, color=True)  # kept when piped: `| less -R` shows it too
         return
     qr.write_file(payload, output)
     typer.echo(f"wrote {output}", err=True)

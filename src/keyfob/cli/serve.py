@@ -4,6 +4,8 @@ one-time password)."""
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,8 +15,17 @@ import uvicorn
 from keyfob.server import accounts
 from keyfob.server.api.app import create_app
 from keyfob.server.api.asgi import uvicorn_proxy_options
+from keyfob.server.configfile import (
+    CONFIG_ENV,
+    Config,
+    find_config,
+    read_config,
+    sqlite_path,
+    user_config,
+    write_config,
+)
 from keyfob.server.context import ServerContext, open_context
-from keyfob.server.settings import DEFAULT_DB, Settings
+from keyfob.server.settings import Settings, SettingsError
 from keyfob.server.tls import tls_options
 
 if TYPE_CHECKING:
@@ -23,7 +34,22 @@ if TYPE_CHECKING:
     from keyfob.server.radius.server import RadiusThread
 
 DbOption = typer.Option(
-    "--db", envvar="KEYFOB_DB", help="Database URL: sqlite:///path.db or postgresql+psycopg://…"
+    "--db",
+    envvar="KEYFOB_DB",
+    help="Database URL: sqlite:///path.db or postgresql+psycopg://… (default: db in the config "
+    "file, else ./keyfob.db).",
+)
+ConfigOption = typer.Option(
+    "--config",
+    envvar=CONFIG_ENV,
+    help="keyfob.toml to read (default: ~/.config/keyfob/keyfob.toml, else "
+    "/etc/keyfob/keyfob.toml); an option or KEYFOB_* variable wins over it.",
+)
+SaveConfigOption = typer.Option(
+    "--save-config",
+    help="When there is no config file yet, write one (--config, else "
+    "~/.config/keyfob/keyfob.toml) naming this database by its absolute path, so that "
+    "`keyfob admin` finds this server from any folder (make run does).",
 )
 ProxiesOption = typer.Option(
     "--forwarded-allow-ips",
@@ -56,9 +82,13 @@ RadiusHostOption = typer.Option(
 
 
 def serve(
-    db: Annotated[str, DbOption] = DEFAULT_DB,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8400,
+    db: Annotated[str | None, DbOption] = None,
+    config_file: Annotated[Path | None, ConfigOption] = None,
+    save_config: Annotated[bool, SaveConfigOption] = False,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: 8400).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     forwarded_allow_ips: Annotated[str, ProxiesOption] = "",
@@ -68,9 +98,14 @@ def serve(
     tls_key: Annotated[Path | None, TlsKeyOption] = None,
 ) -> None:
     """Run the MFA server: REST API under /api/v1, OpenAPI docs at /docs."""
-    settings = Settings(db=db, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+    config, target = _config(config_file, save_config)
+    settings = config.settings(
+        db=db, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips or None
+    )
+    host, port = settings.host, settings.port
     proxy = uvicorn_proxy_options(settings)  # checked before anything starts
     proxy.update(tls_options(tls_cert, tls_key))  # so are the TLS files (server/tls.py)
+    check_port_free(host, port)  # before a database is made or "serving on" is said
     ctx = open_context(settings)
     url = f"{'https' if tls_cert else 'http'}://{host}:{port}"
     if ctx.key_created:
@@ -82,6 +117,24 @@ def serve(
     first = accounts.ensure_first_admin(ctx)
     if first:
         typer.echo(f"first start: admin user {first[0]!r}, one-time password: {first[1]}")
+    issuer_given = "issuer" in config.values or "KEYFOB_ISSUER" in os.environ
+    asked = None
+    if first and not issuer_given and target is not None and _interactive():
+        asked = _ask_issuer()
+        ctx.settings = settings = settings.model_copy(update={"issuer": asked})
+    if target is not None:
+        _save_config(target, settings, issuer=asked)
+        config = read_config(target)
+    if config.path is not None:
+        os.environ[CONFIG_ENV] = str(config.path)  # for --workers: each reads it again
+    typer.echo(f"database {settings.db} ({config.describe()})")
+    if not issuer_given and settings.issuer == "keyfob":
+        where = config.path or user_config()
+        typer.echo(
+            "authenticator apps will show the issuer 'keyfob': set issuer = \"Your "
+            f'Organisation" in {where} (or KEYFOB_ISSUER) and restart',
+            err=True,
+        )
     typer.echo(f"keyfob serving on {url}/  (sign in there; REST API {url}/api/v1, docs {url}/docs)")
     app = create_app(ctx) if workers == 1 else None  # several workers: each builds its own
     radius = _start_radius(ctx, radius_host or host, radius_port, app) if radius_port else None
@@ -90,6 +143,70 @@ def serve(
     finally:
         if radius is not None:
             radius.stop()
+
+
+def _config(explicit: Path | None, save: bool) -> tuple[Config, Path | None]:
+    """The config file to read, and where to write a new one (``--save-config`` and none
+    exists yet), else None."""
+    if save and explicit is not None and not explicit.exists():
+        return Config(), explicit
+    config = find_config(explicit)
+    if save and config.path is None:
+        return config, user_config()
+    return config, None
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _ask_issuer() -> str:
+    """At the first start: the name authenticator apps show above the codes."""
+    name: str = typer.prompt(
+        "Your organisation's name, shown in authenticator apps above the codes",
+        default="keyfob",
+    )
+    return name.strip() or "keyfob"
+
+
+def _save_config(path: Path, settings: Settings, *, issuer: str | None) -> None:
+    """A new config file naming this server's database (and key file) by absolute paths."""
+    db = settings.db
+    file = sqlite_path(db)
+    if file is not None:
+        db = f"sqlite:///{file.absolute()}"
+    values = {"db": db}
+    if settings.key_file is not None:
+        values["key_file"] = str(settings.key_file.absolute())
+    if issuer is not None:
+        values["issuer"] = issuer
+    write_config(path, values)
+    typer.echo(f"wrote {path}: `keyfob admin` now finds this database from any folder")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse at once when something already listens on ``host:port`` (uvicorn would say so
+    only after "serving on" was printed)."""
+    if port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise SettingsError(
+            f"--host {host!r}: cannot resolve it ({exc.strerror})",
+            hint="give an address such as 127.0.0.1, 0.0.0.0 or ::",
+        ) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise SettingsError(
+                    f"cannot listen on {host} port {port}: {exc.strerror}",
+                    hint="another keyfob serve (or another program) uses it: stop it, or give "
+                    "--port N",
+                ) from None
 
 
 def _start_radius(ctx: ServerContext, hosts: str, port: int, app: FastAPI | None) -> RadiusThread:

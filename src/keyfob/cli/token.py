@@ -50,7 +50,9 @@ ReaderOpt = Annotated[
 
 
 @app.command("readers")
-def readers(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def readers(
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
     """List PC/SC readers and whether a token is present."""
     names = list_readers()
     present = set(list_readers(with_card=True))
@@ -69,8 +71,9 @@ def info(
     """Serial, model, clock and its offset from this machine's clock, restricted sync, and for
     a Molto2 the occupied profiles."""
     with PcscConnection(reader) as conn:
+        before = time.time()
         found = probe(conn)
-        here = time.time()
+        here = (before + time.time()) / 2
     tok = found.info
     data: dict[str, Any] = {
         "reader": conn.name,
@@ -79,7 +82,9 @@ def info(
         "model": tok.model.name if tok.model else None,
         "clock": tok.clock,
         "clock_utc": datetime.fromtimestamp(tok.clock, UTC).isoformat(),
-        "offset_seconds": round(tok.clock - here),
+        # the token shows whole seconds: the middle of its second against the middle of the
+        # exchange, so a clock set right now reads 0 s (not -1 s half of the time)
+        "offset_seconds": round(tok.clock + 0.5 - here),
         "restricted_sync": tok.restricted_sync,
     }
     if found.profiles:
@@ -139,7 +144,7 @@ def sync_time_cmd(
             "(sets the clock and rewrites the seed).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Set the token's clock to this machine's UTC time, where that keeps the seed."""
     ui = CliUi()

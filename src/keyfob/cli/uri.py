@@ -53,6 +53,8 @@ def inspect(
     for cred in creds:
         for message in cred.warnings:
             warn(f"{cred.label}: {message}")
+        for message in cred.notes:
+            typer.echo(f"keyfob: note: {cred.label}: {message}", err=True)
     if as_json:
         print_json([describe(c, show_secret=show_secret) for c in creds])
         return

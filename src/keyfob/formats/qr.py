@@ -51,8 +51,18 @@ def encode_svg(payload: str, *, scale: int = 4, border: int = 4, title: str | No
     return out.getvalue().decode("utf-8")
 
 
-def encode_terminal(payload: str, *, border: int = 2) -> str:
-    """The QR code drawn with half-block characters, two modules per text row."""
+# Black on bright white, set explicitly: the code reads dark-on-light (what phone cameras and
+# OpenCV decode) whatever the terminal's own colours, light or dark.
+TERMINAL_COLOURS = "\x1b[30;107m"
+TERMINAL_RESET = "\x1b[0m"
+
+
+def encode_terminal(payload: str, *, border: int = 2, colour: bool = True) -> str:
+    """The QR code drawn with half-block characters, two modules per text row.
+
+    ``colour`` (the default) sets black on white for every row, quiet zone included, so the
+    code reads the same on light and dark terminals. Without it (``NO_COLOR``) dark modules are
+    left as the terminal's background, which is right on a dark terminal only."""
     qr = _make(payload)
     rows = [list(row) for row in qr.matrix]
     size = len(rows)
@@ -64,12 +74,16 @@ def encode_terminal(payload: str, *, border: int = 2) -> str:
     )
     if len(padded) % 2:
         padded.append([0] * (size + 2 * border))
-    # Dark modules are drawn as the terminal background, light ones as block characters, so the
-    # code shows dark-on-light on a dark terminal, which is what phone cameras decode.
-    glyphs = {(0, 0): "█", (0, 1): "▀", (1, 0): "▄", (1, 1): " "}
+    if colour:  # dark modules in the (black) foreground, light ones the (white) background
+        glyphs = {(0, 0): " ", (0, 1): "▄", (1, 0): "▀", (1, 1): "█"}
+        start, end = TERMINAL_COLOURS, TERMINAL_RESET
+    else:  # dark modules as the terminal's (dark) background
+        glyphs = {(0, 0): "█", (0, 1): "▀", (1, 0): "▄", (1, 1): " "}
+        start = end = ""
     lines = []
     for top, bottom in zip(padded[0::2], padded[1::2], strict=True):
-        lines.append("".join(glyphs[(t, b)] for t, b in zip(top, bottom, strict=True)))
+        cells = "".join(glyphs[(t, b)] for t, b in zip(top, bottom, strict=True))
+        lines.append(start + cells + end)
     return "\n".join(lines) + "\n"
 
 

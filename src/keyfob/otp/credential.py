@@ -23,7 +23,8 @@ class Credential:
 
     ``issuer`` and ``account`` are the two halves of an ``otpauth://`` label; ``extra`` keeps
     parameters keyfob does not interpret (``image``, ``color``…) so that a round trip loses
-    nothing; ``warnings`` records tolerated deviations (an issuer mismatch, a missing counter).
+    nothing; ``warnings`` records tolerated deviations (an issuer mismatch, a missing counter),
+    ``notes`` what is unusual but as its writer meant it.
     """
 
     secret: bytes = field(repr=False)
@@ -36,6 +37,7 @@ class Credential:
     counter: int = 0
     extra: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # worth knowing, nothing wrong (Microsoft's label prefix)
 
     def __post_init__(self) -> None:
         check_digits(self.digits)

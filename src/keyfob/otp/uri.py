@@ -63,6 +63,7 @@ def parse_otpauth(uri: str, *, allow_short: bool = False) -> Credential:
     params: dict[str, str] = {}
     extra: list[tuple[str, str]] = []
     warnings: list[str] = []
+    notes: list[str] = []
     for part in query.split("&"):
         if not part:
             continue
@@ -89,7 +90,13 @@ def parse_otpauth(uri: str, *, allow_short: bool = False) -> Credential:
     issuer = label_issuer
     if "issuer" in params:
         param_issuer = params["issuer"].strip()
-        if label_issuer and param_issuer and label_issuer != param_issuer:
+        if label_issuer and param_issuer == "Microsoft" and label_issuer != param_issuer:
+            # Microsoft's own codes put the organisation in the label: Contoso:alice@…
+            notes.append(
+                f"label prefix {label_issuer!r} is the organisation, as Microsoft writes its "
+                "codes; the issuer is 'Microsoft'"
+            )
+        elif label_issuer and param_issuer and label_issuer != param_issuer:
             warnings.append(
                 f"issuer parameter {param_issuer!r} differs from label prefix "
                 f"{label_issuer!r}; the parameter is used"
@@ -122,6 +129,7 @@ def parse_otpauth(uri: str, *, allow_short: bool = False) -> Credential:
             counter=counter,
             extra=tuple(extra),
             warnings=tuple(warnings),
+            notes=tuple(notes),
         )
     except KeyfobError as exc:
         raise UriError(f"otpauth URI: {exc.message}", hint=exc.hint) from None

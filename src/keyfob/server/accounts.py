@@ -25,7 +25,7 @@ from keyfob.server.errors import Conflict, NotFound, ServiceError
 from keyfob.server.inputs import one_of
 from keyfob.server.store import repo
 from keyfob.server.store.records import ApiKeyRecord, UserRecord
-from keyfob.server.store.vocab import ApiRole, Role
+from keyfob.server.store.vocab import ApiRole, Role, TokenKind
 
 MIN_PASSWORD = 10
 NO_USER_HINT = "check the user name (the UPN, e.g. alice@example.com) against the user list"
@@ -72,7 +72,7 @@ def create_user(
 ) -> UserRecord:
     """Add a user. A password set by an admin is one-time: the user must change it."""
     name = check_username(username)
-    role = one_of(Role, role, "role", hint="use user or admin")
+    role = one_of(Role, role, "role", hint="use user, helpdesk or admin")
     hashed = hash_password(ctx, check_password(password)) if password is not None else None
     with ctx.begin() as conn:
         try:
@@ -204,6 +204,43 @@ def authenticate(
     return user if _verify_password(ctx, hashed, password) else None
 
 
+def delete_user(
+    ctx: ServerContext, username: str, *, actor: str, client: str | None = None
+) -> dict[str, Any]:
+    """Delete a user in one transaction: their app and programmable methods are deleted, their
+    classic tokens go back to the inventory (the seed is the vendor's), their sessions end. The
+    last enabled admin is never deleted. The audit keeps the name (``user.delete``); returns
+    what was done, for the CLI, the API and the pages alike."""
+    from keyfob.server.enrolment import released  # enrolment imports this module
+
+    with ctx.begin() as conn:
+        user = user_named(conn, username)
+        repo.lock_user(conn, user.id)
+        if user.role == Role.ADMIN and not user.disabled:
+            admins = [u for u in repo.list_users(conn) if u.role == Role.ADMIN and not u.disabled]
+            if len(admins) <= 1:
+                raise Conflict(
+                    f"{user.username!r} is the only enabled admin",
+                    hint="make another admin first, or nobody could administer keyfob",
+                )
+        deleted, returned = 0, list[str | None]()
+        for token in repo.tokens_of(conn, user.id):
+            if token.kind is TokenKind.CLASSIC:
+                repo.update_token(conn, token.id, **released(token))
+                returned.append(token.serial)
+            else:
+                repo.delete_token(conn, token.id)
+                deleted += 1
+        repo.delete_user(conn, user.id)
+        counts: dict[str, Any] = {"deleted_methods": deleted, "returned": len(returned)}
+        auditlog.success(conn, ctx, "user.delete", actor, client, user.username, None, **counts)
+    return {
+        "username": user.username,
+        "deleted_methods": deleted,
+        "returned_to_inventory": returned,
+    }
+
+
 def ensure_first_admin(ctx: ServerContext) -> tuple[str, str] | None:
     """On a new database, create ``admin`` with a one-time password and return both."""
     with ctx.engine.connect() as conn:
@@ -240,7 +277,8 @@ def create_api_key(
         ApiRole,
         role,
         "API key role",
-        hint="validate for a RADIUS or app server that checks codes, admin for management",
+        hint="validate for a RADIUS or app server that checks codes, helpdesk for the helpdesk's "
+        "tools, metrics for a scraper, admin for management",
     )
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from keyfob.otp.verify import Policy
 from keyfob.server.settings import Settings
 from keyfob.server.store import keystate
-from keyfob.server.store.db import make_engine, migrate
+from keyfob.server.store.db import make_engine, migrate, require_database, require_tables
 from keyfob.server.store.keys import KeyRing, MasterKeyError, load_or_create
 
 
@@ -85,12 +85,29 @@ class ServerContext:
 
 
 def open_context(
-    settings: Settings, *, clock: Callable[[], float] = time.time, run_migrations: bool = True
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    run_migrations: bool = True,
+    create: bool = True,
 ) -> ServerContext:
+    """The context of ``settings``' database; ``create=False`` (admin commands) refuses to
+    create a database, its tables or a master key file where none is: it raises
+    :class:`~keyfob.server.store.db.NoDatabase` instead."""
+    if not create:
+        require_database(settings.db)
     engine = make_engine(settings.db)
+    if not create:
+        require_tables(engine, settings.db)
     if run_migrations:
         migrate(engine)
     env_key = settings.master_key.get_secret_value() if settings.master_key else None
+    if not create and env_key is None and not settings.resolved_key_file().exists():
+        raise MasterKeyError(
+            f"no master key file at {settings.resolved_key_file()} for the database {settings.db}",
+            hint="give the server's key file with --key-file (or KEYFOB_KEY_FILE, key_file in "
+            "the config file), or its keys in KEYFOB_MASTER_KEY",
+        )
     ring, created = load_or_create(settings.resolved_key_file(), env_key)
     ctx = ServerContext(
         settings=settings,

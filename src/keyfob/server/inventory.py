@@ -39,7 +39,7 @@ from keyfob.server.store.records import (
     otp_shape,
     state_values,
 )
-from keyfob.server.store.vocab import ImportAction, TokenKind, TokenStatus
+from keyfob.server.store.vocab import ImportAction, Role, TokenKind, TokenStatus
 
 _CHUNK = 500  # rows compared with the inventory per round trip (and per IN list)
 NO_TOKEN_HINT = "check the serial (an app method has none: use its id); the token list shows all"
@@ -104,7 +104,11 @@ class _Plan:
     kid: str  # the key every staged secret was sealed with
     staging: repo.Staging | None  # None for a dry run, and once a row failed: nothing to write
     user_ids: dict[str, str] = field(default_factory=dict)  # user_key -> id, existing or new
+    # user_key -> None (a directory user: their row exists) or the directory's refusal
+    directory: dict[str, str | None] = field(default_factory=dict)
     failed: bool = False  # a row has an error (report.ok, without counting every row again)
+    allow_retired: bool = False  # a retired serial may come back (its old row is replaced)
+    replaced: list[str] = field(default_factory=list)  # ids of retired rows to delete first
     created: int = 0
     assigned: int = 0
 
@@ -124,6 +128,7 @@ def import_seeds(
     key: str | None = None,
     mac_check: str = MacCheck.STRICT,
     dry_run: bool = False,
+    allow_retired: bool = False,
     actor: str,
     client: str | None = None,
 ) -> ImportReport:
@@ -145,10 +150,12 @@ def import_seeds(
         mac_check=mac_check,
     )
     with ctx.engine.connect() as conn:
-        plan = _plan(ctx, conn, stream, source, dry_run)
+        plan = _plan(ctx, conn, stream, source, dry_run, allow_retired)
         try:
             with ctx.begin(conn):
                 if plan.staging is not None:
+                    for token_id in plan.replaced:  # retired serials, imported again
+                        repo.delete_token(conn, token_id)
                     _publish(ctx, conn, plan.staging, plan.kid)
                 _audit_import(conn, ctx, plan, actor, client, source)
         except IntegrityError:
@@ -186,13 +193,19 @@ def _publish(ctx: ServerContext, conn: Connection, staging: repo.Staging, kid: s
 
 
 def _plan(
-    ctx: ServerContext, conn: Connection, stream: SeedStream, source: str, dry_run: bool
+    ctx: ServerContext,
+    conn: Connection,
+    stream: SeedStream,
+    source: str,
+    dry_run: bool,
+    allow_retired: bool = False,
 ) -> _Plan:
     """Read the whole stream, a chunk of rows per round trip to the inventory."""
     plan = _Plan(
         report=ImportReport(stream.format, dry_run),
         kid=keystate.current_kid(conn) or ctx.ring.preferred,
         staging=None if dry_run else repo.Staging(conn),
+        allow_retired=allow_retired,
     )
     conn.commit()  # so that every chunk, and the write transaction, starts afresh
     now_dt = ctx.now_dt()
@@ -227,6 +240,7 @@ def _plan_chunk(
     now_dt: datetime,
 ) -> None:
     records = [item for item in chunk if isinstance(item, SeedRecord)]
+    _admit_upns(ctx, plan, records)  # before this chunk's first statement on ``conn``
     existing = repo.serials_present(conn, [r.serial for r in records])
     new_upns = [r.upn for r in records if r.upn and repo.user_key(r.upn) not in plan.user_ids]
     plan.user_ids.update(repo.user_ids(conn, new_upns))
@@ -244,16 +258,73 @@ def _plan_chunk(
         row = ImportRow(item.where, item.serial, ImportAction.CREATE, user=item.upn)
         plan.report.rows.append(row)
         old = existing.get(item.serial)
-        if old is not None:
+        if old is not None and old.state is TokenStatus.RETIRED and plan.allow_retired:
+            plan.replaced.append(old.id)  # created anew below, its retired row deleted first
+        elif old is not None and old.state is TokenStatus.RETIRED:
+            when = f" on {old.retired_at:%Y-%m-%d}" if old.retired_at else ""
+            row.action, row.hint = ImportAction.ERROR, RETIRED_HINT
+            row.message = f"serial {item.serial} was retired{when}: its secret was destroyed"
+            plan.failed = True
+            continue
+        elif old is not None:
             row.action, row.message = _existing(ctx, old, item)
             plan.failed = plan.failed or row.action is ImportAction.ERROR
             continue
-        if item.upn and repo.user_key(item.upn) not in plan.user_ids:
+        refusal = plan.directory.get(repo.user_key(item.upn)) if item.upn else None
+        if refusal is not None:
+            row.action, row.hint = ImportAction.ERROR, DIRECTORY_REFUSED_HINT
+            row.message = f"{item.upn} is a directory user who may not sign in ({refusal})"
+            plan.failed = True
+            continue
+        new_user = bool(item.upn) and repo.user_key(item.upn or "") not in plan.user_ids
+        if new_user and item.upn:
             new_users.append(_new_user(plan, item.upn, now_dt))
+        row.message = _created_message(plan.report.dry_run, item.upn, new_user)
         new_tokens.append(_token_values(ctx, plan, item, source, now_dt))
     if plan.staging is not None and not plan.failed:
         plan.staging.add(conn, plan.staging.users, new_users)
         plan.staging.add(conn, plan.staging.tokens, new_tokens)
+
+
+def _created_message(dry_run: bool, upn: str | None, new_user: bool) -> str:
+    """What happens to a new serial, in the tense of the run: a preview only says what an import
+    would do."""
+    verb = "would be" if dry_run else "was"
+    said = "would be created" if dry_run else "created"
+    if not upn:
+        return said
+    if new_user:
+        return f"{said} and assigned to {upn}, a new user that {verb} created"
+    return f"{said} and assigned to {upn}"
+
+
+RETIRED_HINT = (
+    "a retired token never comes back by mistake; if this really is a new seed for that "
+    "serial, import again with --allow-retired"
+)
+DIRECTORY_REFUSED_HINT = (
+    "check the account in the directory (disabled, or outside the directory's group), "
+    "or leave the row's user empty to import the token to stock"
+)
+
+
+def _admit_upns(ctx: ServerContext, plan: _Plan, records: list[SeedRecord]) -> None:
+    """Look every user name the plan meets for the first time up in the directories
+    (docs/design.md §7), so that a directory user's token goes to their row (made or renamed
+    here, by the directory code's own short transaction) and not to a new local user who would
+    shadow them. It runs before the chunk's reads, so they see those rows, and never inside the
+    import's write transaction, which on SQLite holds the process's write lock that the
+    directory code's transaction would wait for. A name the directory refuses (disabled,
+    outside the group) is a row error; no answer from the directory fails the import (503).
+    A dry run looks names up too: it makes the directory users' rows, as a sign-in would."""
+    for upn in dict.fromkeys(r.upn for r in records if r.upn):
+        key = repo.user_key(upn)
+        if key in plan.user_ids or key in plan.directory:
+            continue
+        admission = directory.admit(ctx, upn)
+        if admission.directory_user:
+            why = (admission.refusal or "").partition(":")[2] or "no longer in the directory"
+            plan.directory[key] = why if admission.refusal else None
 
 
 def _existing(ctx: ServerContext, old: TokenRecord, rec: SeedRecord) -> tuple[ImportAction, str]:
@@ -336,6 +407,14 @@ def _audit_import(
         ctx, "token.import", outcome, actor, client, reason=reason, details=details
     )
     auditlog.write(conn, row)
+    if report.ok and not report.dry_run and report.created_users:
+        # Each user the file brought is a user.create, as one made by hand is (one statement).
+        made = {"source": source[:255], "role": Role.USER}
+        users = [
+            auditlog.event(ctx, "user.create", "success", actor, client, upn, details=made)
+            for upn in report.created_users
+        ]
+        auditlog.record_all(conn, users)
 
 
 def list_inventory(
@@ -448,6 +527,32 @@ def unlock_token(
         return token.owner, {"fail_count": token.verification.fail_count}
 
     return _change(ctx, serial, "token.unlock", clear, actor=actor, client=client)
+
+
+def set_token_disabled(
+    ctx: ServerContext, serial: str, disabled: bool, *, actor: str, client: str | None = None
+) -> TokenRecord:
+    """Disable a token or method (every code refused, owner kept), or enable it again."""
+
+    def switch(conn: Connection, token: TokenRecord) -> tuple[str | None, dict[str, Any]]:
+        wanted = TokenStatus.DISABLED if disabled else TokenStatus.ACTIVE
+        if token.state is wanted:
+            raise Conflict(f"token {serial} is already {wanted}", hint="nothing to do")
+        if token.state in (TokenStatus.LOST, TokenStatus.RETIRED):
+            raise Conflict(
+                f"token {serial} is {token.state}",
+                hint="a lost token comes back with 'found'; a retired one never does",
+            )
+        if token.state is TokenStatus.PENDING:
+            raise Conflict(
+                f"token {serial} is a pending enrolment",
+                hint="remove it from the user's methods instead (keyfob admin user remove-method)",
+            )
+        repo.update_token(conn, token.id, state=wanted)
+        return token.owner, {}
+
+    action = "token.disable" if disabled else "token.enable"
+    return _change(ctx, serial, action, switch, actor=actor, client=client)
 
 
 def resync_token(

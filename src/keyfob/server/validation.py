@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keyfob.otp.verify import Decision, Policy, Reason, TokenParams, verify
-from keyfob.server import auditlog, decoy, directory
+from keyfob.server import auditlog, decoy, directory, tap
 from keyfob.server.context import ServerContext
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord
@@ -83,9 +83,14 @@ def validate(
     if refusal is not None:
         decoy.parse(user=True, token_rows=1)
         return _refuse_without_token(ctx, target, code, ctx.now(), refusal, client, actor)
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         with ctx.engine.connect() as conn:
             user, tokens = repo.active_tokens_of(conn, target)
+        # A 20-digit code can only be a temporary access passcode (server/tap.py); one that is
+        # not the user's goes on below as a malformed code, counted against the same lockout.
+        first = attempt == 0 and user is not None and not user.disabled
+        if first and user and tap.redeem(ctx, user, tokens, code, client=client, actor=actor):
+            return ValidationResult(True, "tap")
         now = ctx.now()
         if user is None or user.disabled or not tokens:
             decoy.parse(user=user is None, token_rows=0 if tokens else 1)

@@ -4,7 +4,7 @@ hands out once."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -26,6 +26,11 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def _at(seconds: float) -> str:
+    """Unix seconds as ISO 8601 UTC, like every other time in a view."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
 def _pick(record: object, *names: str) -> dict[str, Any]:
     return {name: _plain(getattr(record, name)) for name in names}
 
@@ -41,10 +46,10 @@ def token_view(t: TokenRecord, now: float) -> dict[str, Any]:
             "drift_seconds": v.drift * t.period,
             "fail_count": v.fail_count,
             "locked": locked,
-            "locked_until": v.locked_until if locked else None,
+            "locked_until": _at(v.locked_until) if locked else None,
         }
         | _pick(t, "manufacturer", "model", "source", "created_at", "activated_at")
-        | _pick(t, "last_used_at", "expires_at")
+        | _pick(t, "last_used_at", "expires_at", "lost_at", "retired_at")
     )
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -27,7 +31,13 @@ from keyfob.server.errors import ServiceError
 from keyfob.server.metrics import MetricSet
 from keyfob.server.nodes import NodeHeartbeat
 from keyfob.server.tls import HSTS
-from keyfob.server.web import admin_pages, auth_pages, radius_pages, self_service
+from keyfob.server.web import (
+    admin_pages,
+    auth_pages,
+    directory_pages,
+    radius_pages,
+    self_service,
+)
 from keyfob.server.web.common import HERE as WEB_DIR
 from keyfob.server.web.common import CsrfError, Redirect
 from keyfob.server.web.ratelimit import LoginLimiter
@@ -126,8 +136,42 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(heartbeat.stop)
 
 
+# Swagger UI and ReDoc from a maintained PyPI bundle (fastapi-offline's static files), served by
+# this app: /docs works without internet (FastAPI's default loads them from a CDN).
+DOCS_ASSETS = Path(str(importlib.resources.files("fastapi_offline") / "static"))
+
+
+def _offline_docs(app: FastAPI) -> None:
+    app.mount("/docs/assets", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+    # What both pages are given: the description they show, the title, the icon.
+    page: dict[str, Any] = {
+        "openapi_url": app.openapi_url or "/openapi.json",
+        "title": f"{app.title} — API",
+    }
+    icon = "/docs/assets/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            **page,
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url=icon,
+            oauth2_redirect_url=None,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        js = "/docs/assets/redoc.standalone.js"
+        return get_redoc_html(
+            **page, redoc_js_url=js, redoc_favicon_url=icon, with_google_fonts=False
+        )
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
     app = FastAPI(
+        docs_url=None,  # _offline_docs serves them from the package
+        redoc_url=None,
         lifespan=_lifespan,
         title="keyfob",
         version=__version__,
@@ -138,11 +182,13 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.metrics = Metrics()
     app.state.login_limiter = LoginLimiter(ctx)  # counts in the database: shared by workers
+    _offline_docs(app)
     app.include_router(router)
     app.include_router(auth_pages.router)
     app.include_router(self_service.router)
     app.include_router(admin_pages.router)
     app.include_router(radius_pages.router)
+    app.include_router(directory_pages.router)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
     @app.exception_handler(Redirect)

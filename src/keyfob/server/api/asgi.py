@@ -14,13 +14,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from keyfob.server.api.app import create_app
+from keyfob.server.configfile import find_config
 from keyfob.server.context import open_context
 from keyfob.server.settings import Settings
 
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``; migrations already ran in the parent process."""
-    return create_app(open_context(Settings(), run_migrations=False))
+    settings = find_config().settings()  # KEYFOB_* first, then the config file serve used
+    return create_app(open_context(settings, run_migrations=False))
 
 
 def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Connection
 
-from keyfob.server import accounts
+from keyfob.server import accounts, permissions
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import Forbidden, TooManyAttempts, Unauthorized
+from keyfob.server.permissions import Op
 from keyfob.server.store import repo
 from keyfob.server.store.records import UserRecord
 from keyfob.server.store.vocab import ApiRole
@@ -72,10 +74,13 @@ def _basic_credentials(value: str) -> tuple[str, str]:
 
 def _may_use_basic(conn: Connection, user: UserRecord) -> bool:
     """A password alone may act only while it is the user's own (not one-time: an admin or the
-    first start's output has seen it) and there is no second factor it would bypass."""
+    first start's output has seen it) and there is no second factor it would bypass — not even
+    a lost, disabled or retired one: whoever holds the password after the token went missing
+    must not enrol their own. Only a user who never had a method, or whose methods were all
+    deleted, may add the first with the password."""
     if user.must_change_password:
         return False
-    return not repo.active_tokens_of(conn, user.username)[1]
+    return not repo.has_second_factor(conn, user.id)
 
 
 def _basic_user(request: Request, username: str, password: str) -> Principal:
@@ -119,7 +124,7 @@ async def require_validate(request: Request) -> Principal:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
         key = accounts.check_api_key(_ctx(request), value.strip())
-        if key is not None and key.role in (ApiRole.VALIDATE, ApiRole.ADMIN):
+        if key is not None and permissions.allowed(key.role, Op.VALIDATE):
             return Principal("apikey", key.name, key.role)
         if key is not None:
             raise Forbidden("this needs an API key with role validate or admin")
@@ -164,6 +169,40 @@ def require_metrics(request: Request) -> Principal:
             hint="send 'Authorization: Bearer <API key>' with role metrics or admin "
             "(keyfob admin apikey create --role metrics)",
         )
-    if key.role not in (ApiRole.METRICS, ApiRole.ADMIN):
+    if not permissions.allowed(key.role, Op.METRICS):
         raise Forbidden("this needs an API key with role metrics or admin")
     return Principal("apikey", key.name, key.role)
+
+
+require_validate.operation = Op.VALIDATE  # type: ignore[attr-defined]
+require_metrics.operation = Op.METRICS  # type: ignore[attr-defined]
+
+
+def authorize(request: Request, op: Op) -> Principal:
+    """The caller, if the permission table allows it ``op`` (else 403). A user's own password
+    (HTTP Basic) works only for the operations a user may do on their own account
+    (permissions.SELF_OPS), on the account named by the path's ``{username}``; no password,
+    not even an admin user's, opens anything else."""
+    own = request.path_params.get("username") if op in permissions.SELF_OPS else None
+    if _scheme(request)[0] == "basic" and own is None:
+        raise Forbidden(
+            "this needs an API key: HTTP Basic acts only on your own methods",
+            hint="send 'Authorization: Bearer <API key>' with a role the operation allows "
+            f"({' or '.join(sorted(permissions.PERMISSIONS[op]))})",
+        )
+    p = authenticate(request, own=own)
+    if p.kind == "user":  # authenticate let a Basic user through for their own account only
+        return p
+    permissions.require(p.role, op)
+    return p
+
+
+def allow(op: Op) -> Any:
+    """The dependency of a route that does ``op``: ``who: Annotated[Principal, allow(Op.X)]``.
+    It carries its operation, so the role matrix test reads every route's from the app."""
+
+    def dependency(request: Request) -> Principal:
+        return authorize(request, op)
+
+    dependency.operation = op  # type: ignore[attr-defined]
+    return Depends(dependency)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from keyfob.server.enrolment import PERIODS
 from keyfob.server.inputs import SERIAL_MAX, refuse_forbidden
 from keyfob.server.store.vocab import Role, TokenKind
+from keyfob.server.tap import MAX_USES as TAP_MAX_USES
 
 
 class _Body(BaseModel):
@@ -86,6 +87,21 @@ class ImportBody(_Body):
     key: str | None = Field(default=None, max_length=128, description="pre-shared key, hex")
     mac_check: Literal["strict", "soft", "none"] = "strict"
     dry_run: bool = False
+    allow_retired: bool = Field(
+        default=False, description="import a retired serial again (its old row is replaced)"
+    )
+
+
+class TapBody(_Body):  # a temporary access passcode to issue (server/tap.py)
+    hours: float = Field(8.0, ge=1 / 6, le=168, description="10 minutes to 7 days")
+    uses: int = Field(1, ge=1, le=TAP_MAX_USES)
+    reason: str = Field("", max_length=255, description="a ticket reference, for the audit log")
+
+
+class LostBody(_Body):  # a token marked lost (server/helpdesk.py)
+    issue_tap: bool = Field(
+        False, description="also issue the owner a temporary access passcode, answered once"
+    )
 
 
 class ExportBody(_Body):

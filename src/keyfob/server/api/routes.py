@@ -15,12 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from keyfob.server import accounts, auditlog, enrolment, inventory
-from keyfob.server.api.auth import (
-    Principal,
-    require_admin,
-    require_self_or_admin,
-    require_validate,
-)
+from keyfob.server.api.auth import Principal, allow, require_validate
+from keyfob.server.api.helpdesk_routes import helpdesk_api
 from keyfob.server.api.models import (
     AssignBody,
     BeginBody,
@@ -32,10 +28,13 @@ from keyfob.server.api.models import (
     ValidateBody,
     VerifyBody,
 )
+from keyfob.server.api.tap_routes import tap_api
+from keyfob.server.api.token_actions import token_action
 from keyfob.server.auditlog import Caller
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
 from keyfob.server.inputs import MAX_OFFSET
+from keyfob.server.permissions import Op
 from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord
 from keyfob.server.validation import validate
 from keyfob.server.views import (
@@ -54,21 +53,43 @@ methods_api = APIRouter(prefix="/api/v1", tags=["methods"])
 inventory_api = APIRouter(prefix="/api/v1", tags=["inventory"])
 audit_api = APIRouter(prefix="/api/v1", tags=["audit"])
 apikeys_api = APIRouter(prefix="/api/v1", tags=["apikeys"])
-Admin = Annotated[Principal, Depends(require_admin)]
+# Each route's caller, allowed by the one permission table (keyfob.server.permissions).
+UsersRead = Annotated[Principal, allow(Op.USERS_READ)]
+UsersManage = Annotated[Principal, allow(Op.USERS_MANAGE)]
+MethodsRead = Annotated[Principal, allow(Op.METHODS_READ)]
+MethodsManage = Annotated[Principal, allow(Op.METHODS_MANAGE)]
+TokensRead = Annotated[Principal, allow(Op.TOKENS_READ)]
+TokensImport = Annotated[Principal, allow(Op.TOKENS_IMPORT)]
+TokensExport = Annotated[Principal, allow(Op.TOKENS_EXPORT)]
+TokensAssign = Annotated[Principal, allow(Op.TOKENS_ASSIGN)]
+TokensRepair = Annotated[Principal, allow(Op.TOKENS_REPAIR)]
+AuditRead = Annotated[Principal, allow(Op.AUDIT_READ)]
+ApiKeys = Annotated[Principal, allow(Op.APIKEYS)]
 # Bounded: an OFFSET past PostgreSQL's bigint is a database error, not an empty page.
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (at most 10^9)")]
 # The sections of /docs, each with what every route in it needs.
 TAGS = [
     {"name": "validate", "description": "Needs an API key with role validate or admin."},
-    {"name": "users", "description": "Needs an admin API key."},
+    {
+        "name": "users",
+        "description": "Listing needs a helpdesk or admin API key; creating, an admin key.",
+    },
     {
         "name": "methods",
         "description": "A user's sign-in methods. With an admin API key, or with the user's own "
         "password (HTTP Basic) while the user has no active method yet.",
     },
-    {"name": "inventory", "description": "Every token, in stock or not. Needs an admin API key."},
-    {"name": "audit", "description": "Needs an admin API key."},
+    {
+        "name": "inventory",
+        "description": "Every token, in stock or not. Listing, assigning, unlocking and "
+        "resyncing need a helpdesk or admin API key; import and export, an admin key.",
+    },
+    {"name": "audit", "description": "Needs a helpdesk or admin API key."},
     {"name": "apikeys", "description": "Needs an admin API key."},
+    {
+        "name": "helpdesk",
+        "description": "Temporary access passcodes. Needs a helpdesk or admin API key.",
+    },
     {"name": "ops", "description": "For load balancers and Prometheus."},
 ]
 
@@ -115,7 +136,7 @@ async def post_validate(
     summary="Create a user",
     description="A password given here is one-time: the user sets their own at first sign-in.",
 )
-def post_user(body: UserBody, request: Request, who: Admin) -> dict[str, Any]:
+def post_user(body: UserBody, request: Request, who: UsersManage) -> dict[str, Any]:
     user = accounts.create_user(
         _ctx(request),
         body.username,
@@ -128,7 +149,7 @@ def post_user(body: UserBody, request: Request, who: Admin) -> dict[str, Any]:
 
 
 @users_api.get("/users", summary="List users")
-def get_users(request: Request, who: Admin) -> dict[str, Any]:
+def get_users(request: Request, who: UsersRead) -> dict[str, Any]:
     return {"items": [user_view(u) for u in accounts.list_users(_ctx(request))]}
 
 
@@ -136,8 +157,7 @@ def get_users(request: Request, who: Admin) -> dict[str, Any]:
     "/users/{username}/tokens",
     summary="List a user's sign-in methods",
 )
-def get_methods(username: str, request: Request) -> dict[str, Any]:
-    require_self_or_admin(request, username)
+def get_methods(username: str, request: Request, who: MethodsRead) -> dict[str, Any]:
     ctx = _ctx(request)
     return {"items": [token_view(t, ctx.now()) for t in enrolment.list_methods(ctx, username)]}
 
@@ -150,8 +170,9 @@ def get_methods(username: str, request: Request) -> dict[str, Any]:
     "and a QR code. The method becomes active after one correct code (verify) and expires "
     "unverified after KEYFOB_ENROL_TTL seconds.",
 )
-def post_begin(username: str, body: BeginBody, request: Request) -> dict[str, Any]:
-    who = require_self_or_admin(request, username)
+def post_begin(
+    username: str, body: BeginBody, request: Request, who: MethodsManage
+) -> dict[str, Any]:
     options = body.model_dump(include={"label", "algorithm", "digits", "period"})
     begun = enrolment.begin(_ctx(request), username, body.kind, **options, **_by(who, request))
     return enrolment_view(begun)
@@ -164,8 +185,9 @@ def post_begin(username: str, body: BeginBody, request: Request) -> dict[str, An
     "off needs its next code too. Every refusal is the same 422; failed claims are limited per "
     "user and per address (429 with Retry-After).",
 )
-def post_self_assign(username: str, body: SelfAssignBody, request: Request) -> dict[str, Any]:
-    who = require_self_or_admin(request, username)
+def post_self_assign(
+    username: str, body: SelfAssignBody, request: Request, who: MethodsManage
+) -> dict[str, Any]:
     token = enrolment.self_assign(
         _ctx(request), username, body.serial, body.code, label=body.label, **_by(who, request)
     )
@@ -178,8 +200,9 @@ def post_self_assign(username: str, body: SelfAssignBody, request: Request) -> d
     description="One correct code activates the method and records how far its clock is off. "
     "A programmable token's printed serial may be given, as a label.",
 )
-def post_verify(username: str, token_id: str, body: VerifyBody, request: Request) -> dict[str, Any]:
-    who = require_self_or_admin(request, username)
+def post_verify(
+    username: str, token_id: str, body: VerifyBody, request: Request, who: MethodsManage
+) -> dict[str, Any]:
     token = enrolment.verify_enrolment(
         _ctx(request), username, token_id, body.code, serial=body.serial, **_by(who, request)
     )
@@ -193,8 +216,7 @@ def post_verify(username: str, token_id: str, body: VerifyBody, request: Request
     summary="Remove a sign-in method",
     description="An app or programmable token is deleted; a token from stock goes back to stock.",
 )
-def delete_method(username: str, token_id: str, request: Request) -> Response:
-    who = require_self_or_admin(request, username)
+def delete_method(username: str, token_id: str, request: Request, who: MethodsManage) -> Response:
     enrolment.remove(_ctx(request), username, token_id, **_by(who, request))
     return Response(status_code=204)
 
@@ -210,8 +232,8 @@ def delete_method(username: str, token_id: str, request: Request) -> Response:
     "harmless: known serials stay unchanged. With dry_run, every row is checked and nothing "
     "is imported.",
 )
-def post_import(body: ImportBody, request: Request, who: Admin) -> dict[str, Any]:
-    options = body.model_dump(include={"password", "key", "mac_check", "dry_run"})
+def post_import(body: ImportBody, request: Request, who: TokensImport) -> dict[str, Any]:
+    options = body.model_dump(include={"password", "key", "mac_check", "dry_run", "allow_retired"})
     data, source = _file_bytes(body), body.filename
     report = inventory.import_seeds(
         _ctx(request), data, fmt=body.format, source=source, **options, **_by(who, request)
@@ -264,7 +286,7 @@ class _ImportFailed(ServiceError, status=422, code="import_rejected"):
 )
 def get_tokens(
     request: Request,
-    who: Admin,
+    who: TokensRead,
     where: Annotated[TokenFilter, Depends()],  # the admin page's filter, as query parameters
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
@@ -279,7 +301,7 @@ def get_tokens(
     description="The factory-seeded tokens (assigned or not), as an Entra/Azure CSV of the TOTP "
     "ones or as a password-encrypted PSKC file.",
 )
-def post_export(body: ExportBody, request: Request, who: Admin) -> Response:
+def post_export(body: ExportBody, request: Request, who: TokensExport) -> Response:
     data = inventory.export(
         _ctx(request),
         body.format,
@@ -295,24 +317,52 @@ def post_export(body: ExportBody, request: Request, who: Admin) -> Response:
 
 
 @inventory_api.post("/tokens/{serial}/assign", summary="Assign a token to a user")
-def post_assign(serial: str, body: AssignBody, request: Request, who: Admin) -> dict[str, Any]:
+def post_assign(
+    serial: str, body: AssignBody, request: Request, who: TokensAssign
+) -> dict[str, Any]:
     caller = _by(who, request)
     token = inventory.assign(_ctx(request), serial, body.username, label=body.label, **caller)
     return _shown(request, token)
 
 
-@inventory_api.post("/tokens/{serial}/unassign", summary="Return a token to stock")
-def post_unassign(serial: str, request: Request, who: Admin) -> dict[str, Any]:
-    return _shown(request, inventory.unassign(_ctx(request), serial, **_by(who, request)))
-
-
-@inventory_api.post(
-    "/tokens/{serial}/unlock",
+token_action(
+    inventory_api,
+    "unassign",
+    inventory.unassign,
+    Op.TOKENS_ASSIGN,
+    name="post_unassign",
+    summary="Return a token to stock",
+)
+token_action(
+    inventory_api,
+    "unlock",
+    inventory.unlock_token,
+    Op.TOKENS_REPAIR,
+    name="post_unlock",
     summary="Unlock a token",
     description="Clears the wrong-code count and the lock; the learned clock drift stays.",
 )
-def post_unlock(serial: str, request: Request, who: Admin) -> dict[str, Any]:
-    return _shown(request, inventory.unlock_token(_ctx(request), serial, **_by(who, request)))
+token_action(
+    inventory_api,
+    "disable",
+    inventory.set_token_disabled,
+    Op.ADMIN,
+    True,
+    name="post_disable",
+    summary="Disable a token",
+    description="Every code of the token (or app method, by its id) is refused until it is "
+    "enabled again; its owner and clock drift stay.",
+)
+token_action(
+    inventory_api,
+    "enable",
+    inventory.set_token_disabled,
+    Op.ADMIN,
+    False,
+    name="post_enable",
+    summary="Enable a disabled token",
+    description="Its codes are accepted again.",
+)
 
 
 @inventory_api.post(
@@ -320,7 +370,9 @@ def post_unlock(serial: str, request: Request, who: Admin) -> dict[str, Any]:
     summary="Resynchronise a token",
     description="With two codes the token shows one after the other; also clears a lock.",
 )
-def post_resync(serial: str, body: ResyncBody, request: Request, who: Admin) -> dict[str, Any]:
+def post_resync(
+    serial: str, body: ResyncBody, request: Request, who: TokensRepair
+) -> dict[str, Any]:
     caller = _by(who, request)
     token = inventory.resync_token(_ctx(request), serial, body.code1, body.code2, **caller)
     return _shown(request, token)
@@ -337,7 +389,7 @@ def post_resync(serial: str, body: ResyncBody, request: Request, who: Admin) -> 
 )
 def get_audit(
     request: Request,
-    who: Admin,
+    who: AuditRead,
     where: Annotated[AuditFilter, Depends()],  # the admin page's filter, as query parameters
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
@@ -356,7 +408,7 @@ def get_audit(
     description="Every key with its role and dates, revoked ones included; never a key or its "
     "hash.",
 )
-def get_apikeys(request: Request, who: Admin) -> dict[str, Any]:
+def get_apikeys(request: Request, who: ApiKeys) -> dict[str, Any]:
     return {"items": [api_key_view(k) for k in accounts.list_api_keys(_ctx(request))]}
 
 
@@ -365,7 +417,7 @@ def get_apikeys(request: Request, who: Admin) -> dict[str, Any]:
     summary="Revoke an API key",
     description="By its id or its name. Every server refuses the key from its next request.",
 )
-def delete_apikey(key: str, request: Request, who: Admin) -> dict[str, Any]:
+def delete_apikey(key: str, request: Request, who: ApiKeys) -> dict[str, Any]:
     revoked = accounts.revoke_api_key(_ctx(request), key, **_by(who, request))
     return api_key_view(revoked)
 
@@ -373,3 +425,5 @@ def delete_apikey(key: str, request: Request, who: Admin) -> dict[str, Any]:
 router = APIRouter()  # all of them, for the app
 for group in (validation_api, users_api, methods_api, inventory_api, audit_api, apikeys_api):
     router.include_router(group)
+router.include_router(tap_api)  # api/tap_routes.py: the helpdesk's passcodes (issue 13)
+router.include_router(helpdesk_api)  # api/helpdesk_routes.py: lost, found, retire, drift

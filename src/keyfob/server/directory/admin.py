@@ -1,4 +1,4 @@
-"""``directory add / list / test / remove``: the operations behind the CLI and the admin page.
+"""``directory add / list / set / test / remove``: the operations behind the CLI and the admin page.
 
 The bind password is sealed with the key ring (the row id as associated data, re-encrypted by
 ``rotate-key``); it is never returned, printed, logged or audited.
@@ -7,7 +7,7 @@ The bind password is sealed with the key ring (the row id as associated data, re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from keyfob.server import auditlog
@@ -31,8 +31,7 @@ def add_directory(
     client: str | None = None,
 ) -> DirectoryRecord:
     spec = check_spec(spec)
-    if not bind_password or len(bind_password) > 1024:
-        raise ServiceError("the bind password is empty", hint="put it in --bind-password-file")
+    _check_password(bind_password)
     row_id = repo.new_id()
     with ctx.begin() as conn:
         if store.get_directory(conn, spec.name) is not None:
@@ -61,6 +60,25 @@ def add_directory(
     return record
 
 
+def directory_view(record: DirectoryRecord, users: int | None = None) -> dict[str, Any]:
+    """A directory as the CLI and the admin page show it: never the bind password."""
+    view = {
+        "name": record.name,
+        "kind": record.kind.value,
+        "urls": list(record.urls),
+        "base_dn": record.base_dn,
+        "bind_dn": record.bind_dn,
+        "login_attribute": record.login_attribute,
+        "filter": record.user_filter,
+        "group": record.group_dn,
+        "disabled_filter": record.disabled_filter,
+        "ca_file": record.ca_file,
+        "starttls": record.starttls,
+        "cache_ttl": record.cache_ttl,
+    }
+    return view if users is None else {**view, "users": users}
+
+
 def list_directories(ctx: ServerContext) -> list[tuple[DirectoryRecord, int]]:
     """Every directory with how many users it has given keyfob so far."""
     with ctx.engine.connect() as conn:
@@ -74,6 +92,69 @@ def get_directory(ctx: ServerContext, name: str) -> DirectoryRecord:
     if record is None:
         raise NotFound(f"no directory {name!r}", hint="keyfob admin directory list shows them")
     return record
+
+
+SETTINGS = tuple(f.name for f in fields(DirectorySpec) if f.name != "name")
+
+
+def _check_password(bind_password: str) -> None:
+    if not bind_password or len(bind_password) > 1024:
+        raise ServiceError(
+            "the bind password is empty or longer than 1024 characters",
+            hint="put the service account's password in --bind-password-file",
+        )
+
+
+def set_directory(
+    ctx: ServerContext,
+    name: str,
+    changes: dict[str, Any],
+    bind_password: str | None = None,
+    *,
+    actor: str,
+    client: str | None = None,
+) -> DirectoryRecord:
+    """Change some settings of a directory (``changes``: :data:`SETTINGS` names to new values;
+    the rest stay) and, given, its bind password. Checked like ``add``; the kind cannot change
+    while users are linked (their stable ids are of the old kind's attribute)."""
+    unknown = sorted(set(changes) - set(SETTINGS))
+    if unknown:
+        raise ServiceError(f"no directory setting {unknown[0]!r}", hint=", ".join(SETTINGS))
+    if bind_password is not None:
+        _check_password(bind_password)
+    with ctx.begin() as conn:
+        record = store.get_directory(conn, name)
+        if record is None:
+            raise NotFound(f"no directory {name!r}", hint="keyfob admin directory list shows them")
+        old = DirectorySpec(**{f: getattr(record, f) for f in ("name", *SETTINGS)})
+        if "kind" in changes and "login_attribute" not in changes:
+            changes = {**changes, "login_attribute": old.login_attribute}
+        new = check_spec(replace(old, **changes))
+        changed = [f for f in SETTINGS if getattr(new, f) != getattr(old, f)]
+        if "kind" in changed and store.count_links(conn).get(record.id, 0):
+            raise Conflict(
+                f"directory {name!r} has users: its kind cannot change",
+                hint="their stable ids are of the old kind; remove the directory and add it again",
+            )
+        values = {k: v for k, v in new.columns().items() if k in changed}
+        if bind_password is not None:
+            values["secret_enc"] = ctx.seal(conn, bind_password.encode(), record.id)
+            changed.append("bind_password")
+        if values:
+            store.update_directory(conn, record.id, **values)
+        auditlog.record(
+            conn,
+            ctx,
+            actor=actor,
+            action="directory.set",
+            outcome="success",
+            client=client,
+            details={"name": name, "changed": ",".join(changed) or "nothing"},
+        )
+        updated = store.get_directory(conn, name)
+    assert updated is not None
+    hub_of(ctx).reload()
+    return updated
 
 
 def remove_directory(

@@ -8,6 +8,7 @@ attribute users sign in with and optional narrowing: an extra filter, a group (n
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -164,3 +165,19 @@ def check_spec(spec: DirectorySpec) -> DirectorySpec:
 def check_kind(kind: str) -> Kind:
     hint = "ad for Active Directory, openldap for any other LDAP server"
     return one_of(Kind, kind, "directory kind", hint=hint)
+
+
+# ``directory add`` option names (the CLI's and the admin page's form) that differ from the
+# :class:`DirectorySpec` field they fill.
+_OPTION_FIELDS = {"url": "urls", "filter": "user_filter", "group": "group_dn"}
+
+
+def spec_from_options(options: Mapping[str, Any]) -> DirectorySpec:
+    """The :class:`DirectorySpec` of ``directory add``'s options (CLI parameters or form fields):
+    the servers comma-separated, the kind checked; options that are not settings are ignored."""
+    fields = DirectorySpec.__dataclass_fields__
+    values = {_OPTION_FIELDS.get(k, k): v for k, v in options.items()}
+    values = {k: v for k, v in values.items() if k in fields}
+    values["urls"] = tuple(values["urls"].split(","))
+    values["kind"] = check_kind(values["kind"])
+    return DirectorySpec(**values)

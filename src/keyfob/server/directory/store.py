@@ -38,6 +38,10 @@ def insert_directory(conn: Connection, **values: Any) -> None:
     conn.execute(insert(directories).values(**values))
 
 
+def update_directory(conn: Connection, directory_id: str, **values: Any) -> None:
+    conn.execute(update(directories).where(directories.c.id == directory_id).values(**values))
+
+
 def delete_directory(conn: Connection, directory_id: str) -> list[str]:
     """Delete a directory and its links; the ids of the users that were linked to it."""
     linked = [

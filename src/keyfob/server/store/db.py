@@ -21,6 +21,49 @@ class DatabaseError(KeyfobError):
     code = "database"
 
 
+class NoDatabase(DatabaseError):
+    """An admin command found no keyfob database where it looked (it never creates one)."""
+
+    code = "no_database"
+
+
+NO_DATABASE_HINT = (
+    'point to the server\'s database with --db, KEYFOB_DB or db = "…" in the config file '
+    "(~/.config/keyfob/keyfob.toml or /etc/keyfob/keyfob.toml; make run writes it); "
+    "keyfob serve or keyfob admin init creates a new one"
+)
+
+
+def require_database(url: str) -> None:
+    """Refuse a SQLite file that does not exist (SQLite would quietly create an empty one)."""
+    parsed = make_url(normalise_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.is_file():
+        raise NoDatabase(f"no keyfob database at {path.absolute()}", hint=NO_DATABASE_HINT)
+
+
+def require_tables(engine: Engine, url: str) -> None:
+    """Refuse a database that holds no keyfob tables (an empty PostgreSQL database or SQLite
+    file) instead of creating them."""
+    from sqlalchemy import inspect
+
+    try:
+        found = inspect(engine).has_table("users")
+    except Exception as exc:
+        raise DatabaseError(
+            f"cannot open the database: {exc}".splitlines()[0],
+            hint="check --db and that the database server answers",
+        ) from None
+    if not found:
+        shown = make_url(normalise_url(url)).render_as_string(hide_password=True)
+        raise NoDatabase(f"the database {shown} holds no keyfob tables", hint=NO_DATABASE_HINT)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer

@@ -28,6 +28,7 @@ import base64
 import binascii
 import fcntl
 import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -171,6 +172,14 @@ class KeyRing:
 
     def holds(self, kid: str) -> bool:
         return kid in self._aead or (self.reload() and kid in self._aead)
+
+    def pepper(self, label: str, kid: str | None = None) -> tuple[str, bytes]:
+        """A key derived from master key ``kid`` (the preferred one by default) for one use,
+        and that kid: HMAC-SHA256(master key, label). The key itself never leaves the ring."""
+        kid = kid or self.preferred
+        if not self.holds(kid):
+            raise MasterKeyError(f"{self.describe} does not hold master key {kid}")
+        return kid, hmac.new(self._keys[kid], label.encode(), hashlib.sha256).digest()
 
     def seal(self, plaintext: bytes, aad: str, kid: str | None = None) -> bytes:
         kid = kid or self.preferred

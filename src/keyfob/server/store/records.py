@@ -123,6 +123,9 @@ class TokenRecord(Record):
     expires_at: datetime | None
     owner: str | None = None  # the owner's username, where the query joined it
     reported_serial: str | None = None  # a user's word, never an inventory serial
+    lost_at: datetime | None = None
+    retired_at: datetime | None = None
+    drift_history: str | None = None  # store/driftlog.py
 
     @classmethod
     def _computed(cls, mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,6 +178,7 @@ class TokenFilter:
     assigned: bool | None = None
     serial: str | None = None  # a prefix of the serial, or of the serial a user reported
     locked: bool = False  # only tokens locked now
+    drift_over: int | None = None  # only tokens whose learned drift is beyond this many seconds
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import FromClause
 
 from keyfob.otp.verify import TokenState
+from keyfob.server.store import driftlog
 from keyfob.server.store.records import (
     STATE_COLUMNS,
     ApiKeyRecord,
@@ -125,6 +126,12 @@ def count_users(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(users)).scalar_one()
 
 
+def delete_user(conn: Connection, user_id: str) -> None:
+    """The user's row; their sessions and directory link go with it (ON DELETE CASCADE), and
+    tokens still theirs lose their owner (SET NULL): move or delete them first."""
+    conn.execute(delete(users).where(users.c.id == user_id))
+
+
 def lock_user(conn: Connection, user_id: str) -> None:
     """Serialise this user's transactions until ``conn`` ends (PostgreSQL row lock; SQLite
     writers are serialised by its write lock anyway)."""
@@ -161,7 +168,12 @@ _CAS_ACCEPT = (
         tokens.c.version == bindparam("b_version"),
         tokens.c.last_step < bindparam("b_step"),
     )
-    .values({c: bindparam(f"v_{c}") for c in (*STATE_COLUMNS, "version", "last_used_at")})
+    .values(
+        {
+            c: bindparam(f"v_{c}")
+            for c in (*STATE_COLUMNS, "version", "last_used_at", "drift_history")
+        }
+    )
 )
 _INSERT_AUDIT = insert(audit)
 
@@ -215,6 +227,17 @@ def tokens_of(conn: Connection, user_id: str) -> list[TokenRecord]:
     return [TokenRecord.from_row(r) for r in rows]
 
 
+def has_second_factor(conn: Connection, user_id: str) -> bool:
+    """Whether the user holds, or held, a method beyond a pending enrolment: an active, disabled
+    or lost token, or one retired from them. Only a user without any (never enrolled, or every
+    method deleted) may act with a password alone (api/auth.py)."""
+    owned = select(tokens.c.id).where(
+        tokens.c.owner_id == user_id, tokens.c.state != TokenStatus.PENDING
+    )
+    retired = select(tokens.c.id).where(tokens.c.retired_owner_id == user_id)
+    return conn.execute(select(owned.union_all(retired).exists())).scalar_one()
+
+
 def count_methods(conn: Connection, user_id: str) -> int:
     return conn.execute(
         select(func.count())
@@ -263,6 +286,7 @@ def list_tokens(
             lambda v: or_(tokens.c.serial.like(f"{v}%"), tokens.c.reported_serial.like(f"{v}%")),
         ),
         (now if where.locked else None, lambda v: tokens.c.locked_until > v),
+        (where.drift_over, lambda v: func.abs(tokens.c.drift * tokens.c.period) > v),
     )
     query = _token_select().order_by(tokens.c.serial, tokens.c.created_at)
     return _page(
@@ -367,13 +391,18 @@ def apply_state(
         params.update(b_id=token.id, b_version=token.version, v_version=token.version + 1)
         if accepted_step is None:
             return conn.execute(_CAS, params).rowcount == 1
-        params.update(b_step=accepted_step, v_last_used_at=now)
+        params.update(
+            b_step=accepted_step,
+            v_last_used_at=now,
+            v_drift_history=driftlog.append(token.drift_history, now.timestamp(), state.drift),
+        )
         return conn.execute(_CAS_ACCEPT, params).rowcount == 1
     stmt = update(tokens).where(tokens.c.id == token.id, tokens.c.version == token.version)
     values: dict[str, Any] = {**state_values(state), "version": token.version + 1}
     if accepted_step is not None:
         stmt = stmt.where(tokens.c.last_step < accepted_step)
         values["last_used_at"] = now
+        values["drift_history"] = driftlog.append(token.drift_history, now.timestamp(), state.drift)
     if extra:
         values.update(extra)
     return conn.execute(stmt.values(**values)).rowcount == 1

@@ -84,7 +84,7 @@ tokens = Table(
     Column("secret_enc", LargeBinary, nullable=False),
     Column("owner_id", String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("label", String(255), nullable=False, default=""),
-    Column("state", String(16), nullable=False),  # pending | active | disabled
+    Column("state", String(16), nullable=False),  # store.vocab.TokenStatus
     # verification state (docs/design.md §4.1); times are Unix seconds
     Column("last_step", BigInteger, nullable=False, default=-1),
     Column("drift", Integer, nullable=False, default=0),
@@ -105,7 +105,16 @@ tokens = Table(
     # The serial a user gave when enrolling a programmable token: their word, not the vendor's,
     # so neither unique nor an inventory serial (it must never block a seed-file import).
     Column("reported_serial", String(128), nullable=True),
+    # Issue 13: when a token was marked lost (state lost) or retired (state retired: its
+    # secret_enc overwritten), and the drift at each accepted code (store/driftlog.py).
+    Column("lost_at", UTCDateTime(), nullable=True),
+    Column("retired_at", UTCDateTime(), nullable=True),
+    Column("drift_history", String(1024), nullable=True),
+    # The user a retired token belonged to (owner_id is cleared): a retired token still counts
+    # as that user's second factor, so their password alone never enrols a new one (api/auth.py).
+    Column("retired_owner_id", String(32), nullable=True),
     Index("ix_tokens_owner_state", "owner_id", "state"),
+    Index("ix_tokens_retired_owner_id", "retired_owner_id"),
     Index("ix_tokens_state_kind", "state", "kind"),
 )
 
@@ -164,17 +173,22 @@ radius_challenges = Table(
 )
 
 
-web_sessions = Table(
-    "web_sessions",
-    metadata,
-    Column("id", String(64), primary_key=True),  # SHA-256 of the cookie value, never the value
-    Column(
+def _users_row() -> Column[Any]:
+    """``user_id``: the user a row belongs to (indexed); the row goes with the user."""
+    return Column(
         "user_id",
         String(32),
         ForeignKey("users.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
-    ),
+    )
+
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the cookie value, never the value
+    _users_row(),
     Column("stage", String(16), nullable=False),  # password | full
     Column("csrf", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -261,4 +275,26 @@ directory_users = Table(
     Column("dn", String(1024), nullable=False),
     Column("seen_at", UTCDateTime(), nullable=False),
     Index("ix_directory_users_directory_external", "directory_id", "external_id", unique=True),
+)
+
+
+# --- temporary access passcodes (server/tap.py, issue 13) ------------------------------------
+# At most one live pass per user (a new one revokes the old). Only HMAC-SHA256(pepper, salt ‖
+# passcode) is stored; the pepper is derived from master key ``kid`` (KeyRing.pepper).
+access_passes = Table(
+    "access_passes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    _users_row(),
+    Column("kid", String(8), nullable=False),
+    Column("salt", String(32), nullable=False),  # hex
+    Column("hash", String(64), nullable=False),  # hex
+    Column("uses_left", Integer, nullable=False),
+    Column("uses", Integer, nullable=False),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("issued_by", String(255), nullable=False),
+    Column("reason", String(255), nullable=False, default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
 )

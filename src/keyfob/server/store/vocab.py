@@ -29,19 +29,26 @@ ENROLLABLE = (TokenKind.APP, TokenKind.PROGRAMMABLE)
 
 # tokens.state; not the verification counters, which are otp.verify.TokenState
 class TokenStatus(StrEnum):
-    """Where a token is in its life: active, pending (set up, waiting for its first code) or
-    disabled."""
+    """Where a token is in its life: active, pending (set up, waiting for its first code),
+    disabled, lost (every code refused until it is found) or retired (its secret destroyed,
+    for good)."""
 
     ACTIVE = "active"
     PENDING = "pending"  # an enrolment waiting for its first code
     DISABLED = "disabled"
+    LOST = "lost"  # tokens.lost_at; server/helpdesk.py
+    RETIRED = "retired"  # tokens.retired_at; secret_enc overwritten
 
 
 # users.role
 class Role(StrEnum):
-    """What a user may do: manage their own methods (user), or everything (admin)."""
+    """What a user may do: manage their own methods (user), answer helpdesk tickets (helpdesk:
+    look users and tokens up, temporary passcodes, lost/found, unlock, resync, drift, assign —
+    never a secret, a seed export, API keys, directories, RADIUS clients or keys), or everything
+    (admin)."""
 
     USER = "user"
+    HELPDESK = "helpdesk"
     ADMIN = "admin"
 
 
@@ -51,6 +58,7 @@ class ApiRole(StrEnum):
 
     VALIDATE = "validate"  # check codes (an app server, a VPN, RADIUS)
     METRICS = "metrics"  # read /metrics, nothing else
+    HELPDESK = "helpdesk"  # the helpdesk's operations (keyfob.server.permissions)
     ADMIN = "admin"  # everything
 
 

@@ -5,6 +5,8 @@ gives it (keyfob.server.errors.http_status)."""
 
 from __future__ import annotations
 
+import math
+import shlex
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -12,11 +14,11 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from keyfob.errors import KeyfobError
-from keyfob.server import accounts, auditlog, enrolment, inventory
+from keyfob.server import accounts, auditlog, enrolment, helpdesk, inventory, tap
 from keyfob.server.inputs import MAX_OFFSET, STORABLE, E, filter_word
-from keyfob.server.store.records import AuditFilter, TokenFilter
+from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord
 from keyfob.server.store.vocab import TokenKind, TokenStatus
-from keyfob.server.views import token_view, tokens_view, user_view
+from keyfob.server.views import token_view, user_view
 from keyfob.server.web import sessions
 from keyfob.server.web.common import (
     Code,
@@ -104,10 +106,117 @@ def user_detail(request: Request, username: str) -> Response:
     session = admin(request)
     ctx = ctx_of(request)
     user = accounts.get_user(ctx, username)
-    methods = [token_view(t, ctx.now()) for t in enrolment.list_methods(ctx, username)]
+    methods = [_with_drift(request, t) for t in enrolment.list_methods(ctx, username)]
     return render(
-        request, "admin/user.html", session=session, user=user_view(user), methods=methods
+        request,
+        "admin/user.html",
+        session=session,
+        user=user_view(user),
+        methods=methods,
+        burn_command=burn_command(request, user.username),
     )
+
+
+def _with_drift(request: Request, token: TokenRecord) -> dict[str, Any]:
+    """A token as the pages show it: its view and its drift report (steps, seconds, history,
+    the warning near the resync window's edge) from the row already read."""
+    ctx = ctx_of(request)
+    return token_view(token, ctx.now()) | {"drift": helpdesk.report_of(ctx, token).as_dict()}
+
+
+def burn_command(request: Request, username: str) -> str:
+    """The command line that burns a programmable token for ``username`` and enrols it on this
+    server: the admin runs it at a computer with an NFC reader (README, the burn walkthrough)."""
+    url = shlex.quote(str(request.base_url).rstrip("/"))
+    return f'keyfob burn --enroll {url} --user {shlex.quote(username)} --api-key "$KEY"'
+
+
+def _confirm_user(
+    request: Request,
+    session: WebSession,
+    username: str,
+    action: str,
+    button: str,
+    title: str,
+    text: str,
+) -> Response:
+    """The question before ``action`` (a path under the user's page) on ``username``; "back"
+    returns to the user's page."""
+    back = f"/admin/users/{username}"
+    return render(
+        request,
+        "admin/confirm.html",
+        session=session,
+        title=title,
+        text=text,
+        action=f"{back}/{action}",
+        button=button,
+        back=back,
+    )
+
+
+# The questions asked before an action that cannot be undone from the page (a new password
+# ends the old one; a removed app must be set up again): a GET shows the question, the form
+# posts to the same path.
+@router.get("/users/{username}/password", response_class=HTMLResponse, summary="Reset a password?")
+def confirm_password(request: Request, username: str) -> Response:
+    session = admin(request)
+    user = accounts.get_user(ctx_of(request), username)
+    return _confirm_user(
+        request,
+        session,
+        user.username,
+        "password",
+        "Reset password",
+        f"Reset the password of {user.username}?",
+        "They get a new one-time password, shown on the next page, and choose their own "
+        "at their next sign-in. Their current password stops working and they are signed out "
+        "everywhere. Their sign-in methods stay.",
+    )
+
+
+@router.get(
+    "/users/{username}/methods/{token_id}/remove",
+    response_class=HTMLResponse,
+    summary="Remove a user's method?",
+)
+def confirm_remove_method(request: Request, username: str, token_id: str) -> Response:
+    session = admin(request)
+    ctx = ctx_of(request)
+    method = token_view(enrolment.get_method(ctx, username, token_id), ctx.now())
+    serial = method["serial"] or method["reported_serial"]
+    what = f"“{method['label']}” ({method['kind']}{f', serial {serial}' if serial else ''})"
+    after = (
+        "The token goes back to the inventory, where it can be assigned again."
+        if method["kind"] == TokenKind.CLASSIC
+        else "It is deleted: its codes stop working at once. The user can set up a new one."
+    )
+    return _confirm_user(
+        request,
+        session,
+        username,
+        f"methods/{token_id}/remove",
+        "Remove method",
+        f"Remove {what} from {username}?",
+        f"Do this when the phone or token is lost or replaced. {after}",
+    )
+
+
+@router.post(
+    "/users/{username}/methods/{token_id}/remove",
+    response_class=HTMLResponse,
+    summary="Remove a user's method",
+)
+def remove_method(request: Request, username: str, token_id: str, csrf: Field = "") -> Response:
+    """Remove one of the user's sign-in methods (after the confirmation page)."""
+    # The lost phone: the same service as DELETE /api/v1/users/{username}/tokens/{id}.
+    session = admin(request, csrf)
+    back = f"/admin/users/{username}"
+    try:
+        enrolment.remove(ctx_of(request), username, token_id, **by(session, request))
+    except KeyfobError as exc:
+        return refused_page(request, exc, title="Not removed", back=back, session=session)
+    return see_other(f"{back}?notice=method-removed")
 
 
 @router.post(
@@ -153,16 +262,40 @@ def tokens(request: Request, page: int = 1) -> Response:
         request,
         "admin/tokens.html",
         session=session,
-        items=tokens_view(found, ctx.now())["items"],
+        items=[_with_drift(request, t) for t in found.items],
         **_pages(page, found.total),
         f=f,
+    )
+
+
+@router.get("/tokens/{ref}/retire", response_class=HTMLResponse, summary="Retire a token?")
+def confirm_retire(request: Request, ref: str, back: str = "") -> Response:
+    session = admin(request)
+    ctx = ctx_of(request)
+    try:
+        token = helpdesk.drift_report(ctx, ref).token
+    except KeyfobError as exc:
+        return refused_page(request, exc, title="Not found", back="/admin/tokens", session=session)
+    owner = f", now {token.owner}'s" if token.owner else ""
+    return render(
+        request,
+        "admin/confirm.html",
+        session=session,
+        title=f"Retire token {token.serial or token.id}{owner}?",
+        text="Its secret is destroyed and it leaves its owner for good; this cannot be undone. "
+        "Importing its serial again needs --allow-retired. For a token that may turn up "
+        "again, mark it lost instead.",
+        action=f"/admin/tokens/{ref}/retire",
+        button="Retire token",
+        back=back if back.startswith("/admin/") else "/admin/tokens",
     )
 
 
 @router.post(
     "/tokens/{ref}/{action}",
     response_class=HTMLResponse,
-    summary="Assign, unassign, unlock or resync a token",
+    summary="Assign, unassign, unlock, resync, disable, enable, mark lost or found, retire a "
+    "token, or reset its drift",
 )
 def token_action(
     request: Request,
@@ -173,13 +306,24 @@ def token_action(
     code1: Code = "",
     code2: Code = "",
     back: Name = "",
+    issue_tap: Annotated[bool, Form()] = False,
 ) -> Response:
     session = admin(request, csrf)
     ctx = ctx_of(request)
     caller = by(session, request)
     target = back if back.startswith("/admin/") else "/admin/tokens"
     try:
-        if action == "assign":
+        if action == "lost":
+            token, passcode = helpdesk.mark_lost(ctx, ref, issue_tap=issue_tap, **caller)
+            if passcode is not None and token.owner:
+                return tap_page(request, session, token.owner, passcode)
+        elif action == "found":
+            helpdesk.mark_found(ctx, ref, **caller)
+        elif action == "retire":
+            helpdesk.retire(ctx, ref, **caller)
+        elif action == "drift-reset":
+            helpdesk.reset_drift(ctx, ref, **caller)
+        elif action == "assign":
             inventory.assign(ctx, ref, username, **caller)
         elif action == "unassign":
             inventory.unassign(ctx, ref, **caller)
@@ -187,12 +331,28 @@ def token_action(
             inventory.unlock_token(ctx, ref, **caller)
         elif action == "resync":
             inventory.resync_token(ctx, ref, code1, code2, **caller)
+        elif action in ("disable", "enable"):
+            inventory.set_token_disabled(ctx, ref, action == "disable", **caller)
         else:
             return see_other(target)
     except KeyfobError as exc:
         return refused_page(request, exc, title="Not done", back=target, session=session)
     joiner = "&" if "?" in target else "?"
-    return see_other(f"{target}{joiner}notice={action}ed")  # assigned, unassigned, unlocked…
+    return see_other(f"{target}{joiner}notice={TOKEN_NOTICES[action]}")
+
+
+TOKEN_NOTICES = {
+    "assign": "assigned",
+    "unassign": "unassigned",
+    "unlock": "unlocked",
+    "resync": "resynced",
+    "disable": "token-disabled",
+    "enable": "token-enabled",
+    "lost": "token-lost",
+    "found": "token-found",
+    "retire": "token-retired",
+    "drift-reset": "drift-reset",
+}
 
 
 # --- import ------------------------------------------------------------------------------
@@ -296,3 +456,90 @@ def revoke_apikey(request: Request, key_id: str, csrf: Field = "") -> Response:
     session = admin(request, csrf)
     accounts.revoke_api_key(ctx_of(request), key_id, **by(session, request))
     return see_other("/admin/apikeys?notice=key-revoked")
+
+
+# --- temporary access passcodes (server/tap.py, issue 13) --------------------------------
+
+
+def tap_page(
+    request: Request,
+    session: WebSession,
+    username: str,
+    passcode: str | None = None,
+    status: int = 200,
+) -> Response:
+    """A user's passcodes (never a passcode, but the one just issued, shown this once)."""
+    ctx = ctx_of(request)
+    now = ctx.now_dt()
+    passes = [p.as_dict(now) for p in tap.list_passes(ctx, username)]
+    return render(
+        request,
+        "admin/tap.html",
+        status=status,
+        session=session,
+        username=username,
+        passes=passes,
+        passcode=passcode,
+    )
+
+
+def _seconds(hours: str) -> int:
+    try:
+        value = float(hours.strip())
+    except ValueError:
+        return -1
+    return round(value * 3600) if math.isfinite(value) and abs(value) < 10**6 else -1
+
+
+@router.get("/tap/{username}", response_class=HTMLResponse, summary="A user's temporary passcodes")
+def tap_list(request: Request, username: str) -> Response:
+    session = admin(request)
+    user = accounts.get_user(ctx_of(request), username)
+    return tap_page(request, session, user.username)
+
+
+@router.post(
+    "/tap/{username}/issue",
+    response_class=HTMLResponse,
+    summary="Issue a temporary access passcode",
+)
+def tap_issue(
+    request: Request,
+    username: str,
+    csrf: Field = "",
+    hours: Annotated[str, Form(max_length=16)] = "8",
+    uses: Annotated[int, Form(ge=1, le=tap.MAX_USES)] = 1,
+    reason: Name = "",
+) -> Response:
+    """Issue a passcode for the user (their previous live one is revoked); it is shown once."""
+    # hours is text so that the role check comes before the form's (a user gets 403, not 422);
+    # what is no number becomes -1 s, which the service refuses with its hint.
+    session = admin(request, csrf)
+    back = f"/admin/tap/{username}"
+    try:
+        made, passcode = tap.issue(
+            ctx_of(request),
+            username,
+            seconds=_seconds(hours),
+            uses=uses,
+            reason=reason.strip(),
+            **by(session, request),
+        )
+    except KeyfobError as exc:
+        return refused_page(request, exc, title="Not issued", back=back, session=session)
+    return tap_page(request, session, made.username, passcode)
+
+
+@router.post(
+    "/tap/{username}/revoke",
+    response_class=HTMLResponse,
+    summary="Revoke a user's temporary access passcode",
+)
+def tap_revoke(request: Request, username: str, csrf: Field = "") -> Response:
+    session = admin(request, csrf)
+    back = f"/admin/tap/{username}"
+    try:
+        tap.revoke(ctx_of(request), username, **by(session, request))
+    except KeyfobError as exc:
+        return refused_page(request, exc, title="Not revoked", back=back, session=session)
+    return see_other(f"{back}?notice=tap-revoked")

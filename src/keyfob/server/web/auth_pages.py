@@ -9,7 +9,7 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from keyfob.server import accounts
+from keyfob.server import accounts, auditlog
 from keyfob.server.errors import ServiceError
 from keyfob.server.store import repo
 from keyfob.server.validation import validate
@@ -73,6 +73,7 @@ def login(request: Request, username: Field, password: Field, csrf: Field = "") 
     limiter: LoginLimiter = request.app.state.login_limiter
     attempt = limiter.attempt(username, address)
     if not attempt.allowed:
+        _audit_signin(request, username, "failure", "rate_limited", stage="password")
         return too_many(
             _login_page(
                 request,
@@ -84,6 +85,7 @@ def login(request: Request, username: Field, password: Field, csrf: Field = "") 
         )
     user = accounts.authenticate(ctx, username, password)
     if user is None:
+        _audit_signin(request, username, "failure", "bad_password", stage="password")
         return _login_page(request, 401, "The username or password is wrong.", username)
     with ctx.engine.connect() as conn:
         has_method = bool(repo.active_tokens_of(conn, user.username)[1])
@@ -99,7 +101,30 @@ def login(request: Request, username: Field, password: Field, csrf: Field = "") 
         limiter.release(attempt)
     else:
         limiter.succeeded(attempt)
+        _audit_signin(request, user.username, "success", None, second_factor=False)
     return response
+
+
+def _audit_signin(
+    request: Request, username: str, outcome: str, reason: str | None, **details: object
+) -> None:
+    """Every sign-in on the pages, done or refused, is in the audit log (``web.signin``): the
+    password step's refusals, and the end of a sign-in, with or without a code. A code typed
+    at the second step also has its ``validate`` row. Every user's sign-ins are written alike,
+    so the time of an answer does not tell an admin's account from another."""
+    ctx = ctx_of(request)
+    row = auditlog.event(
+        ctx,
+        "web.signin",
+        outcome,
+        username,
+        client(request),
+        username,
+        reason=reason,
+        details=dict(details),
+    )
+    with ctx.begin() as conn:
+        auditlog.write(conn, row)
 
 
 @router.get("/login/code", response_class=HTMLResponse, summary="Second step: code form")
@@ -130,9 +155,11 @@ def code(request: Request, code: Code, csrf: Field = "") -> Response:
             session=session,
             error="Too many attempts. Wait a few minutes and try again.",
         )
+        _audit_signin(request, session.user.username, "failure", "rate_limited", stage="code")
         return too_many(page, attempt.wait)
     result = validate(ctx, session.user.username, code, client=address, actor=session.user.username)
     if not result.accepted:
+        _audit_signin(request, session.user.username, "failure", "bad_code", stage="code")
         return render(
             request,
             "login_code.html",
@@ -142,6 +169,7 @@ def code(request: Request, code: Code, csrf: Field = "") -> Response:
             "it; if it keeps failing, check the clock of the phone or token.",
         )
     limiter.succeeded(attempt)
+    _audit_signin(request, session.user.username, "success", None, second_factor=True)
     value = sessions.promote(ctx, session)
     response = see_other("/")
     set_session_cookie(response, request, value, int(sessions.FULL_TTL.total_seconds()))

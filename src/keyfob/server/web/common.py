@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from keyfob.errors import KeyfobError
+from keyfob.server import permissions
 from keyfob.server.auditlog import Caller
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import http_headers, http_status
 from keyfob.server.inputs import STORABLE
+from keyfob.server.store import repo
 from keyfob.server.store.vocab import ApiRole, Role, TokenKind, TokenStatus
 from keyfob.server.web import sessions
 from keyfob.server.web.sessions import WebSession
@@ -38,6 +40,8 @@ templates.env.globals.update(
     TokenStatus=TokenStatus,
     Role=Role,
     ApiRole=ApiRole,
+    is_staff=permissions.is_staff,
+    may=lambda role, op: permissions.allowed(role, permissions.Op(op)),
     kinds={
         TokenKind.APP: "Authenticator app",
         TokenKind.PROGRAMMABLE: "Programmable hardware token",
@@ -51,7 +55,7 @@ NOTICES = {
     "added": "Your new sign-in method is ready.",
     "removed": "The method was removed.",
     "renamed": "The method was renamed.",
-    "resynced": "The token is in step again.",
+    "resynced": "The codes work again.",
     "password": "Your password is set.",
     "signed-out": "You are signed out.",
     "expired": "Your session ended; please sign in again.",
@@ -62,6 +66,14 @@ NOTICES = {
     "disabled": "The user is disabled.",
     "enabled": "The user is enabled.",
     "key-revoked": "The API key is revoked: no server accepts it any more.",
+    "method-removed": "The method was removed: its codes no longer work.",
+    "token-disabled": "The token is disabled: its codes are refused until it is enabled.",
+    "token-enabled": "The token is enabled again.",
+    "token-lost": "The token is marked lost: every code of it is refused until it is found.",
+    "token-found": "The token is found: its codes work again.",
+    "token-retired": "The token is retired: its secret is destroyed.",
+    "drift-reset": "The token's learned drift is back to zero.",
+    "tap-revoked": "The temporary access passcode is revoked.",
 }
 
 
@@ -108,10 +120,14 @@ def signed_in(request: Request, csrf: str | None = None) -> WebSession:
 
 
 def admin(request: Request, csrf: str | None = None) -> WebSession:
-    """As :func:`signed_in`, for an admin; anyone else goes back to their own page."""
+    """As :func:`signed_in`, for a page under /admin: the page's operation (by its route and
+    ``{action}``, keyfob.server.permissions.PAGES) must be allowed to the user's role, or the
+    page is refused (403) — a user's, or a helpdesk user's asking for an admin's operation."""
     session = signed_in(request)
-    if session.user.role != Role.ADMIN:
-        raise Redirect("/")
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    action = request.path_params.get("action")
+    permissions.require(session.user.role, permissions.page_op(request.method, template, action))
     if csrf is not None:
         check_csrf(session, csrf)
     return session
@@ -129,13 +145,26 @@ class CsrfError(Exception):
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     session = context.get("session")
     notice = NOTICES.get(request.query_params.get("notice", ""))
+    # Half signed in (the password, not yet the code): no menu, whose every link would lead
+    # back to the sign-in page.
+    me = session.user if session and session.full else None
     base = {
         "request": request,
         "notice": notice,
         "csrf": session.csrf if session else None,
-        "me": session.user if session else None,
+        "me": me,
+        "no_second_factor": me is not None and _staff_without_method(request, me),
     }
     return templates.TemplateResponse(request, name, base | context, status_code=status)
+
+
+def _staff_without_method(request: Request, user: Any) -> bool:
+    """An admin (or helpdesk) account that a password alone opens: every page nudges them to
+    add a second factor (one indexed SELECT, for staff only)."""
+    if not permissions.is_staff(user.role):
+        return False
+    with ctx_of(request).engine.connect() as conn:
+        return not repo.active_tokens_of(conn, user.username)[1]
 
 
 def form_error(request: Request, name: str, exc: KeyfobError, **context: Any) -> HTMLResponse:

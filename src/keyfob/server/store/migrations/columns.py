@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.operations import BatchOperations
 
 ROW_ID = 32  # repo.new_id(): a UUID4 in hex
 
@@ -58,3 +59,20 @@ def foreign_key(table: str, name: str, target: str, *, ondelete: str) -> sa.Fore
     return sa.ForeignKeyConstraint(
         [name], [f"{target}.id"], name=op.f(f"fk_{table}_{name}_{target}"), ondelete=ondelete
     )
+
+
+def integers(*names: str) -> list[sa.Column[Any]]:
+    """NOT NULL ``INTEGER`` columns, in order."""
+    return [column(name, sa.Integer()) for name in names]
+
+
+def create_id_table(table: str, *items: sa.schema.SchemaItem) -> None:
+    """``op.create_table`` of a table keyed by its own row id: ``id``, the ``items``, the
+    primary key ``pk_<table>`` (CREATE TABLE writes the primary key before other constraints
+    wherever it is given)."""
+    op.create_table(table, row_id(), *items, primary_key(table))
+
+
+def batch_index(batch_op: BatchOperations, table: str, name: str) -> None:
+    """Autogenerate's plain index ``ix_<table>_<name>`` of one column, in a batch."""
+    batch_op.create_index(batch_op.f(f"ix_{table}_{name}"), [name], unique=False)

@@ -14,7 +14,7 @@ function startCountdowns() {
       var left = Math.max(0, Math.round((end - Date.now()) / 1000));
       el.textContent = Math.floor(left / 60) + ":" + pad(left % 60);
       if (left === 0) {
-        el.textContent = "expired — add the method again";
+        el.textContent = "0:00 — it has expired: add the method again";
         return;
       }
       window.setTimeout(tick, 1000);
@@ -28,7 +28,11 @@ function startCopyButtons() {
     button.addEventListener("click", function () {
       var target = document.getElementById(button.getAttribute("data-copy"));
       if (!target || !navigator.clipboard) return;
-      navigator.clipboard.writeText(target.textContent.replace(/\s+/g, "")).then(function () {
+      // A key is copied without the spaces that group it; a command line as it is shown.
+      var text = target.hasAttribute("data-keep-spaces")
+        ? target.textContent.trim()
+        : target.textContent.replace(/\s+/g, "");
+      navigator.clipboard.writeText(text).then(function () {
         button.textContent = "Copied";
         window.setTimeout(function () { button.textContent = "Copy"; }, 2000);
       });

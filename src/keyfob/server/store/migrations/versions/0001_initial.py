@@ -10,6 +10,7 @@ from alembic import op
 from keyfob.server.store.migrations.columns import (
     column,
     foreign_key,
+    integers,
     primary_key,
     row_id,
     serial_id,
@@ -85,8 +86,7 @@ def upgrade() -> None:
         string("kind", 16),
         string("type", 8),
         string("algorithm", 8),
-        column("digits", sa.Integer()),
-        column("period", sa.Integer()),
+        *integers("digits", "period"),
         column("secret_enc", sa.LargeBinary()),
         row_id("owner_id", nullable=True),
         string("label", 255),

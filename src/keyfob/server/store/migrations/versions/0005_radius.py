@@ -12,7 +12,7 @@ Access-Challenge in flight, so that any server process may receive the answer to
 import sqlalchemy as sa
 from alembic import op
 
-from keyfob.server.store.migrations.columns import column, primary_key, row_id, string
+from keyfob.server.store.migrations.columns import batch_index, column, primary_key, row_id, string
 
 revision = "0005"
 down_revision = "0004"
@@ -34,9 +34,7 @@ def upgrade() -> None:
         primary_key("radius_challenges"),
     )
     with op.batch_alter_table("radius_challenges", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_radius_challenges_expires_at"), ["expires_at"], unique=False
-        )
+        batch_index(batch_op, "radius_challenges", "expires_at")
 
 
 def downgrade() -> None:

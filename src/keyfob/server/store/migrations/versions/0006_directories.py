@@ -13,6 +13,7 @@ from alembic import op
 
 from keyfob.server.store.migrations.columns import (
     column,
+    create_id_table,
     foreign_key,
     primary_key,
     row_id,
@@ -26,9 +27,8 @@ down_revision = "0005"
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_id_table(
         "directories",
-        row_id(),
         string("name", 64),
         string("kind", 16),
         string("urls", 1024),
@@ -43,7 +43,6 @@ def upgrade() -> None:
         column("starttls", sa.Boolean()),
         column("cache_ttl", sa.Integer()),
         timestamp("created_at"),
-        primary_key("directories"),
         unique("directories", "name"),
     )
     op.create_table(
