@@ -80,12 +80,14 @@ def fast_server(tmp_path: Path, window: int) -> Iterator[tuple[str, str]]:
         yield base, key
 
 
-def _methods_left(base: str, key: str, users: list[str]) -> int:
+def _assert_cleaned_up(base: str, key: str, target: KeyfobTarget) -> None:
+    """Every temporary user the run made is gone from the server, and its methods with it."""
     headers = {"Authorization": f"Bearer {key}"}
-    return sum(
-        len(httpx.get(f"{base}/api/v1/users/{u}/tokens", headers=headers).json()["items"])
-        for u in users
-    )
+    assert target.users and target.users_left == [] and target.cleanup_failures == 0
+    for user in target.users:
+        assert httpx.get(f"{base}/api/v1/users/{user}/tokens", headers=headers).status_code == 404
+    listed = httpx.get(f"{base}/api/v1/users", headers=headers).json()["items"]
+    assert not [u for u in listed if u["username"].startswith("probe-skew-")]
 
 
 @pytest.mark.parametrize("window", [1, 3, 10])
@@ -98,7 +100,7 @@ def test_steady_phase_finds_exactly_keyfob_window(tmp_path, window) -> None:
         assert (result.from_seconds, result.to_seconds) == (-30 * window, 30 * window)
         answers = {p.offset_steps: p.accepted for p in result.probes}
         assert answers[window + 1] is False and answers[-window - 1] is False
-        assert _methods_left(base, key, target.users_left) == 0
+        _assert_cleaned_up(base, key, target)
 
 
 def test_enrol_phase_finds_the_enrolment_window_and_cleans_up_on_ctrl_c(tmp_path) -> None:
@@ -108,7 +110,7 @@ def test_enrol_phase_finds_the_enrolment_window_and_cleans_up_on_ctrl_c(tmp_path
             result = search(target, max_steps=17)
         assert (result.from_steps, result.to_steps) == (-15, 15)
         assert len(result.probes) == 33  # -16 ... +16
-        assert _methods_left(base, key, target.users_left) == 0
+        _assert_cleaned_up(base, key, target)
 
         interrupted = KeyfobTarget(base, key, "steady", clock=FastClock(), guard=GUARD)
         real_probe, calls = interrupted.probe, []
@@ -122,8 +124,8 @@ def test_enrol_phase_finds_the_enrolment_window_and_cleans_up_on_ctrl_c(tmp_path
         interrupted.probe = probe_then_ctrl_c  # type: ignore[method-assign]
         with pytest.raises(KeyboardInterrupt), interrupted:
             search(interrupted, max_steps=5)
-        assert len(interrupted.users_left) >= 6  # the prepared enrolments for 0 ... -5, and more
-        assert _methods_left(base, key, interrupted.users_left) == 0
+        assert len(interrupted.users) >= 6  # the prepared enrolments for 0 ... -5, and more
+        _assert_cleaned_up(base, key, interrupted)
 
 
 def test_oathtool_window_2_as_a_command_verifier(oathtool, capsys) -> None:
@@ -168,3 +170,29 @@ def test_plot_and_broken_commands(tmp_path, capsys) -> None:
     assert "failed to run (exit status 127)" in capsys.readouterr().err
     assert main(["probe-skew", "--target", "command", "--cmd", "true"]) == 1
     assert "no {code} placeholder" in capsys.readouterr().err
+
+
+def test_a_server_without_user_delete_gets_its_methods_deleted() -> None:
+    """An older server has no DELETE /api/v1/users/{username} (its 404 is "no such route", and
+    the user's methods are still listed): the user stays, and is reported; its methods are
+    deleted one by one as before."""
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(f"{request.method} {request.url.path}")
+        if request.method == "GET":
+            return httpx.Response(200, json={"items": [{"id": "m1"}]})
+        return httpx.Response(404 if request.url.path.count("/") == 4 else 204)
+
+    target = KeyfobTarget("http://keyfob.invalid", "key")
+    target._http = httpx.Client(
+        base_url="http://keyfob.invalid", transport=httpx.MockTransport(answer)
+    )
+    target.users, target._methods = ["probe-skew-x-001"], [("probe-skew-x-001", "m1")]
+    target.close()
+    assert asked == [
+        "DELETE /api/v1/users/probe-skew-x-001",
+        "GET /api/v1/users/probe-skew-x-001/tokens",
+        "DELETE /api/v1/users/probe-skew-x-001/tokens/m1",
+    ]
+    assert (target.users_left, target.cleanup_failures) == (["probe-skew-x-001"], 0)

@@ -306,13 +306,13 @@ def probe_skew(
     else:
         with probe:
             result = search(probe, max_steps, progress)
-    if isinstance(probe, KeyfobTarget) and probe.cleanup_failures:
-        warn(f"{probe.cleanup_failures} probe method(s) could not be deleted; remove them by hand")
     if isinstance(probe, KeyfobTarget) and probe.users_left:
         warn(
-            f"{len(probe.users_left)} temporary users probe-skew-{probe.run_id}-* remain without "
-            "password or method (keyfob cannot delete users)"
+            f"{len(probe.users_left)} temporary user(s) probe-skew-{probe.run_id}-* could not be "
+            "deleted; remove them with keyfob admin user delete"
         )
+    if isinstance(probe, KeyfobTarget) and probe.cleanup_failures:
+        warn(f"{probe.cleanup_failures} probe method(s) could not be deleted; remove them by hand")
     if plot_file is not None:
         plot(result, str(plot_file))
     if as_json:

@@ -110,9 +110,9 @@ class KeyfobTarget(ProbeTarget):
 
     In ``steady`` a code at or before the activation's step is a replay, so offset -k can only
     be tried k + 1 steps after its method was activated: the methods for 0 ... -11 are activated
-    up front, and the negative side takes that long. Every method is deleted on exit (Ctrl-C
-    included); users cannot be deleted through keyfob's API, so they stay, without a password
-    or method — :attr:`users_left` names them."""
+    up front, and the negative side takes that long. Every temporary user (``users``) is
+    deleted on exit, Ctrl-C included, and their methods with them; a user the server would not
+    delete stays in :attr:`users_left`, with its methods deleted one by one if it can."""
 
     def __init__(
         self,
@@ -138,8 +138,9 @@ class KeyfobTarget(ProbeTarget):
         self._made = 0
         self._methods: list[tuple[str, str]] = []
         self._ready: dict[int, _Enrolled] = {}
-        self.users_left: list[str] = []
-        self.cleanup_failures = 0
+        self.users: list[str] = []  # every temporary user made, in order
+        self.users_left: list[str] = []  # those still on the server after close()
+        self.cleanup_failures = 0  # methods of users_left that could not be deleted either
 
     @property
     def name(self) -> str:
@@ -171,7 +172,7 @@ class KeyfobTarget(ProbeTarget):
         self._made += 1
         user = f"probe-skew-{self.run_id}-{self._made:03d}"
         self._ok(self._call("POST", "/api/v1/users", {"username": user}), 201)
-        self.users_left.append(user)
+        self.users.append(user)
         body = {"kind": "app", "label": "keyfob probe-skew", "period": self.period}
         made = self._ok(self._call("POST", f"/api/v1/users/{user}/tokens", body), 201)
         self._methods.append((user, made["id"]))
@@ -213,15 +214,32 @@ class KeyfobTarget(ProbeTarget):
         answer = self._ok(self._call("POST", "/api/v1/validate", body), 200)
         return answer.get("result") == "accept"
 
+    def _deleted(self, path: str, *ok: int) -> bool:
+        try:
+            return self._http.delete(path).status_code in (*ok, 404)
+        except httpx.HTTPError:
+            return False
+
+    def _user_deleted(self, user: str) -> bool:
+        """Deleted, or not there. An older server has no such route and answers its 404 too, so
+        a 404 counts only once the user's method listing is a 404 as well."""
+        try:
+            status = self._http.delete(f"/api/v1/users/{user}").status_code
+            if status == 404:
+                return self._http.get(f"/api/v1/users/{user}/tokens").status_code == 404
+        except httpx.HTTPError:
+            return False
+        return status in (200, 204)
+
     def close(self) -> None:
-        """Delete every method made, pending or active (best effort: a failure is counted, and
-        the next one is still tried)."""
+        """Delete every temporary user made, which deletes their methods too (best effort: the
+        next one is still tried). A user the server does not delete (an older server has no
+        DELETE /api/v1/users/{username}) stays in :attr:`users_left`, and its methods are then
+        deleted one by one; those that are not either are counted in ``cleanup_failures``."""
+        left = [u for u in self.users if not self._user_deleted(u)]
         for user, token_id in self._methods:
-            try:
-                resp = self._http.delete(f"/api/v1/users/{user}/tokens/{token_id}")
-                if resp.status_code not in (204, 404):
-                    self.cleanup_failures += 1
-            except httpx.HTTPError:
+            path = f"/api/v1/users/{user}/tokens/{token_id}"
+            if user in left and not self._deleted(path, 204):
                 self.cleanup_failures += 1
-        self._methods = []
+        self.users_left, self._methods = left, []
         self._http.close()

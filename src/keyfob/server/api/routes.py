@@ -72,7 +72,8 @@ TAGS = [
     {"name": "validate", "description": "Needs an API key with role validate or admin."},
     {
         "name": "users",
-        "description": "Listing needs a helpdesk or admin API key; creating, an admin key.",
+        "description": "Listing needs a helpdesk or admin API key; creating and deleting, an "
+        "admin key.",
     },
     {
         "name": "methods",
@@ -151,6 +152,17 @@ def post_user(body: UserBody, request: Request, who: UsersManage) -> dict[str, A
 @users_api.get("/users", summary="List users")
 def get_users(request: Request, who: UsersRead) -> dict[str, Any]:
     return {"items": [user_view(u) for u in accounts.list_users(_ctx(request))]}
+
+
+@users_api.delete(
+    "/users/{username}",
+    summary="Delete a user",
+    description="Their app and programmable tokens are deleted, tokens from stock go back to "
+    "stock and their sessions end. The answer says what was done. The only enabled admin "
+    "cannot be deleted (409).",
+)
+def delete_user(username: str, request: Request, who: UsersManage) -> dict[str, Any]:
+    return accounts.delete_user(_ctx(request), username, **_by(who, request))
 
 
 @methods_api.get(

@@ -1,0 +1,73 @@
+"""DELETE /api/v1/users/{username}: the service the CLI's `keyfob admin user delete` uses, for
+admin API keys only; an unknown user is a 404 and the only enabled admin a 409."""
+
+from __future__ import annotations
+
+from keyfob.server import accounts
+
+from .conftest import Api
+
+USER = "gone@example.com"
+STOCK = "HW-0001, 3132333435363738393031323334353637383930, totp, 6, 30\n"
+
+
+def test_delete_a_user_with_an_app_and_a_stock_token(api: Api) -> None:
+    assert api.post("/api/v1/users", json={"username": USER}).status_code == 201
+    begun = api.post(f"/api/v1/users/{USER}/tokens", json={"kind": "app"})
+    assert begun.status_code == 201, begun.text
+    assert api.post("/api/v1/tokens/import", json={"content": STOCK}).status_code == 200
+    assigned = api.post("/api/v1/tokens/HW-0001/assign", json={"username": USER})
+    assert assigned.status_code == 200, assigned.text
+
+    resp = api.delete(f"/api/v1/users/{USER}")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {
+        "username": USER,
+        "deleted_methods": 1,
+        "returned_to_inventory": ["HW-0001"],
+    }
+    users = api.get("/api/v1/users").json()["items"]
+    assert USER not in [u["username"] for u in users]
+    assert api.get(f"/api/v1/users/{USER}/tokens").status_code == 404
+    token = api.get("/api/v1/tokens", params={"serial": "HW-0001"}).json()["items"]
+    assert [(t.get("owner"), t["state"]) for t in token] == [(None, "active")]
+
+    audit = api.get("/api/v1/audit", params={"action": "user.delete"}).json()["items"]
+    assert len(audit) == 1
+    row = audit[0]
+    assert (row["actor"], row["target_user"], row["outcome"]) == (
+        "apikey:test-admin",
+        USER,
+        "success",
+    )
+    assert row["details"] == {"deleted_methods": 1, "returned": 1}
+
+
+def test_an_unknown_user_is_a_404(api: Api) -> None:
+    resp = api.delete("/api/v1/users/nobody@example.com")
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "not_found"
+
+
+def test_the_only_enabled_admin_is_not_deleted(api: Api) -> None:
+    accounts.create_user(api.ctx, "root@example.com", role="admin")
+    resp = api.delete("/api/v1/users/root@example.com")
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "conflict"
+    assert "only enabled admin" in resp.json()["error"]["message"]
+    assert "root@example.com" in [u.username for u in accounts.list_users(api.ctx)]
+    # With a second admin, the first may go.
+    accounts.create_user(api.ctx, "second@example.com", role="admin")
+    assert api.delete("/api/v1/users/root@example.com").status_code == 200
+
+
+def test_only_an_admin_key_may_delete(api: Api) -> None:
+    accounts.create_user(api.ctx, USER)
+    _, helpdesk = accounts.create_api_key(api.ctx, "test-helpdesk", "helpdesk")
+    api.watch.secrets.add(helpdesk)
+    for headers in ({"Authorization": f"Bearer {helpdesk}"}, api.headers("validate")):
+        resp = api.delete(f"/api/v1/users/{USER}", role=None, headers=headers)
+        assert resp.status_code == 403, resp.text
+    assert resp.json()["error"]["code"] == "forbidden"
+    assert USER in [u.username for u in accounts.list_users(api.ctx)]
+    assert api.delete(f"/api/v1/users/{USER}", role=None).status_code == 401
