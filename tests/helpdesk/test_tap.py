@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from keyfob.server import accounts, tap
 from keyfob.server.store.schema import access_passes, audit
 from keyfob.server.validation import validate
-from testkit import Clock, activate_app, keyfob
+from testkit import Clock, activate_app, keyfob, statements
 
 USER = "tina@example.com"
 
@@ -146,3 +146,18 @@ def test_cli_issue_json_list_revoke(tmp_path, clock: Clock) -> None:
     assert json.loads(listed)[0]["reason"] == "INC-7"
     keyfob("admin", *opts, "tap", "revoke", USER)
     assert json.loads(keyfob("admin", *opts, "tap", "list", "--json").stdout)[0]["live"] is False
+
+
+def test_a_passcode_shaped_code_costs_the_same_for_any_user(sqlite_ctx, clock: Clock) -> None:
+    """Unknown user, user without a pass, user whose live pass the code does not open: the
+    same statements and commits, so timing tells none of them apart."""
+    for name in ("nopass@example.com", "haspass@example.com"):
+        accounts.create_user(sqlite_ctx, name)
+        activate_app(sqlite_ctx, clock, name)
+    _, real = tap.issue(sqlite_ctx, "haspass@example.com", actor="helpdesk")
+    wrong = "1111 2222 3333 4444 5555" if real != "1111 2222 3333 4444 5555" else "9" * 20
+    costs = {
+        name: statements(sqlite_ctx, lambda n=name: validate(sqlite_ctx, n, wrong))
+        for name in ("ghost@example.com", "nopass@example.com", "haspass@example.com")
+    }
+    assert len(set(costs.values())) == 1, costs

@@ -22,6 +22,7 @@ a passcode is refused too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -98,6 +99,19 @@ def _digest(ctx: ServerContext, kid: str | None, salt: str, digits: str) -> tupl
     kid, pepper = ctx.ring.pepper(_LABEL, kid)
     mac = hmac.new(pepper, bytes.fromhex(salt) + digits.encode(), hashlib.sha256).hexdigest()
     return kid, mac
+
+
+def _decoy_miss(ctx: ServerContext, digits: str) -> None:
+    """The work of a wrong passcode where there is no pass: the HMAC and an UPDATE that
+    matches no row, as ``redeem`` does for a live pass that the code does not open."""
+    with contextlib.suppress(Exception):  # no sealing key yet: nothing to compare either
+        _digest(ctx, None, "00" * 16, digits)
+    with ctx.begin() as conn:
+        conn.execute(
+            update(access_passes)
+            .where(access_passes.c.id == "")
+            .values(failures=access_passes.c.failures + 1)
+        )
 
 
 def _user(conn: Connection, username: str) -> UserRecord:
@@ -235,7 +249,7 @@ def revoke(ctx: ServerContext, username: str, *, actor: str, client: str | None 
 
 def redeem(
     ctx: ServerContext,
-    user: UserRecord,
+    user: UserRecord | None,
     tokens: list[TokenRecord],
     code: str,
     *,
@@ -243,7 +257,10 @@ def redeem(
     actor: str,
 ) -> bool:
     """Accept ``code`` as the user's live passcode, using one of its uses (compare-and-set),
-    with the audit rows of the use; False (and a failure counted on the pass) otherwise."""
+    with the audit rows of the use; False (and a failure counted on the pass) otherwise.
+
+    A passcode-shaped code costs the same statements and HMAC whether or not the user exists
+    or holds a live pass (``user`` None: unknown or disabled), so its timing tells neither."""
     digits = normalise(code)
     if digits is None:
         return False
@@ -251,13 +268,14 @@ def redeem(
     with ctx.engine.connect() as conn:
         row = conn.execute(
             select(access_passes).where(
-                access_passes.c.user_id == user.id,
+                access_passes.c.user_id == (user.id if user else ""),
                 access_passes.c.revoked_at.is_(None),
                 access_passes.c.uses_left > 0,
                 access_passes.c.expires_at > now,
             )
         ).first()
-    if row is None:
+    if row is None or user is None:
+        _decoy_miss(ctx, digits)
         return False
     m = row._mapping
     try:

@@ -88,8 +88,8 @@ def validate(
             user, tokens = repo.active_tokens_of(conn, target)
         # A 20-digit code can only be a temporary access passcode (server/tap.py); one that is
         # not the user's goes on below as a malformed code, counted against the same lockout.
-        first = attempt == 0 and user is not None and not user.disabled
-        if first and user and tap.redeem(ctx, user, tokens, code, client=client, actor=actor):
+        holder = user if user is not None and not user.disabled else None
+        if attempt == 0 and tap.redeem(ctx, holder, tokens, code, client=client, actor=actor):
             return ValidationResult(True, "tap")
         now = ctx.now()
         if user is None or user.disabled or not tokens:
