@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from keyfob.cli.common import print_json, print_json_rows
 from keyfob.cli.main import main
 from keyfob.formats import qr
 
@@ -196,3 +197,26 @@ def test_help_and_no_arguments(capsys) -> None:
     assert code == 0 and "Usage: keyfob" in out
     code, out, err = run(capsys, "code")
     assert code == 2 and "Missing argument" in out + err
+
+
+ROWS = {
+    "no rows": ({"ok": True, "created_users": []}, []),
+    "one row, text to escape": (
+        {"format": "pskc", "note": 'é "q"\n'},
+        [{"where": "key 1", "message": "x\ny", "hint": None, "list": [1, {"a": []}], "d": {}}],
+    ),
+    "three batches": ({}, [{"where": f"line {i}", "user": None} for i in range(2_500)]),
+}
+
+
+@pytest.mark.parametrize(("head", "rows"), ROWS.values(), ids=ROWS.keys())
+def test_json_written_a_batch_of_rows_at_a_time_is_the_same_json(
+    capsys, head: dict[str, object], rows: list[dict[str, object]]
+) -> None:
+    """``tokens import --json`` writes its rows as it encodes them; the text is what
+    ``print_json`` of the whole report prints, byte for byte."""
+    print_json({**head, "rows": rows})
+    whole = capsys.readouterr().out
+    print_json_rows(head, "rows", iter(rows))
+    assert capsys.readouterr().out == whole
+    assert json.loads(whole)["rows"] == rows

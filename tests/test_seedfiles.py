@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import tracemalloc
 
 import pytest
 
@@ -241,6 +242,66 @@ def test_csv_from_a_file_is_read_as_rows_are_consumed() -> None:
     assert [r.serial for r in first] == [f"SN{i:07d}" for i in range(10)]  # type: ignore[union-attr]
     assert source.furthest < 64 * 1024 < len(source.getvalue())
     assert sum(1 for _ in stream.items) == 50_000 - 10
+
+
+def test_pskc_from_a_file_is_read_as_keys_are_consumed() -> None:
+    source = _CountingReader(fx.plain_keys(5_000))
+    stream = stream_seed_file(source)
+    assert stream.format == "pskc"
+    first = [next(stream.items) for _ in range(10)]
+    assert [r.serial for r in first] == [f"P{i:08d}" for i in range(10)]  # type: ignore[union-attr]
+    assert source.furthest < 64 * 1024 < len(source.getvalue())
+    assert sum(1 for _ in stream.items) == 5_000 - 10
+
+
+def _pskc_peak(keys: int) -> int:
+    """The most memory Python held while the keys of a file were read and let go, in bytes."""
+    source = io.BytesIO(fx.plain_keys(keys))
+    tracemalloc.start()
+    try:
+        assert sum(1 for _ in stream_seed_file(source).items) == keys
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_pskc_memory_does_not_grow_with_the_file() -> None:
+    """Counted, not timed. Parsed whole, a PSKC file takes 13 times its size (the tree, a copy
+    of it and every python-pskc key): 2 800 more keys, 1.2 MB more file, 15 MB more memory.
+    Read a package at a time, only the serials seen (to refuse one given twice) grow: 0.35 MB."""
+    _pskc_peak(50)  # what is allocated once (caches, lazy imports) is not what is measured
+    small, large = _pskc_peak(400), _pskc_peak(3_200)
+    more_file = len(fx.plain_keys(3_200)) - len(fx.plain_keys(400))
+    assert large - small < more_file / 2, (small, large, more_file)
+
+
+def test_pskc_serial_given_twice_is_the_second_keys_error() -> None:
+    data = fx.plain_keys(3).replace(b"P00000002", b"P00000000")
+    parsed = read_pskc(data)
+    assert [r.serial for r in parsed.records] == ["P00000000", "P00000001"]
+    assert {e.where: e.message for e in parsed.errors} == {
+        "key 3 (serial P00000000)": "serial 'P00000000' already appears in key 1"
+    }
+
+
+def test_pskc_value_that_cannot_be_read_is_its_keys_error() -> None:
+    """python-pskc decodes a package's values as it parses it: bad base64 in one package is
+    that key's row, and the keys around it are read."""
+    data = fx.plain_keys(3).replace(b"<PlainValue>AAAAAAAAAAAAAAAAAAAAAAAAAAE=", b"<PlainValue>A")
+    parsed = read_pskc(data)
+    assert [r.serial for r in parsed.records] == ["P00000000", "P00000002"]
+    assert [e.where for e in parsed.errors] == ["key 2"]
+    assert parsed.errors[0].message.startswith("unreadable: ")
+
+
+def test_pskc_encryption_key_after_the_keys_is_refused() -> None:
+    """The header must come before the keys it decrypts (RFC 6030's order): a file is read a
+    key package at a time, and keys already read cannot wait for it."""
+    data = fx.plain_keys(2).replace(
+        b"</KeyContainer>", b"<EncryptionKey><KeyName>late</KeyName></EncryptionKey></KeyContainer>"
+    )
+    with pytest.raises(SeedFileError, match="EncryptionKey comes after its first key package"):
+        read_pskc(data)
 
 
 def test_bad_utf8_deep_in_a_streamed_csv_fails_the_file() -> None:

@@ -301,6 +301,22 @@ def session_database(prefix: str) -> Iterator[str]:
     database.drop()
 
 
+def migrate_to(ctx: Any, target: str, *, down: bool = False) -> None:
+    """Move ``ctx``'s database to Alembic revision ``target`` (``head``, ``0008``…), upgrading
+    or (``down``) downgrading, as ``db.migrate`` runs the revisions: for the tests of one
+    revision's data moves."""
+    from alembic import command
+    from alembic.config import Config
+
+    from keyfob.server.store.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with ctx.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, target)
+
+
 # What adds one to a token's fail_count (docs/design.md §4.8); an accept sets it back to 0.
 COUNTED = frozenset({"wrong_code", "replay", "malformed", "resync_pending"})
 

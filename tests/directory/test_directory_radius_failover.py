@@ -15,7 +15,7 @@ from pyrad.packet import AccessRequest, AuthPacket
 from slapdkit import Slapd, Tree
 
 from conftest import AddDirectory, start_slapd
-from keyfob.server import accounts
+from keyfob.server import accounts, tap
 from keyfob.server.api.app import create_app
 from keyfob.server.context import ServerContext
 from keyfob.server.directory import DirectoryUnavailable, admit, ldap
@@ -60,6 +60,29 @@ def test_radius_password_otp_checks_the_code_first(
         assert len(slapd.ops_since(mark, "BIND")) == 1  # right code: then the password bind
         clock.advance(30)
         assert radius_request(server, "hank", PW + app.at(clock.now), 3) == ACCEPT
+    finally:
+        server.close()
+
+
+def test_radius_password_otp_directory_user_with_a_passcode(
+    ctx: ServerContext, clock: Clock, slapd: Slapd, tree: Tree, add_directory: AddDirectory
+) -> None:
+    """A temporary access passcode after the directory password: checked first, as a code is,
+    at its own length (24 characters as shown); accepted once."""
+    tree.add_user("ivy", PW)
+    add_directory(tree)
+    activate_app(ctx, clock, "ivy")
+    _, passcode = tap.issue(ctx, "ivy", actor="helpdesk")
+    clients.add_client(
+        ctx, "nas", "127.0.0.1", secret=SECRET, settings=ClientSettings(mode="password+otp")
+    )
+    server = RadiusServer(ctx)
+    try:
+        mark = slapd.log_mark()
+        assert radius_request(server, "ivy", PW + passcode, 1) == ACCEPT
+        assert len(slapd.ops_since(mark, "BIND")) == 1
+        assert radius_request(server, "ivy", PW + passcode, 2) == REJECT  # used up
+        assert len(slapd.ops_since(mark, "BIND")) == 1  # refused before the directory
     finally:
         server.close()
 

@@ -1,15 +1,19 @@
 """HTTP Basic (a password alone) may add a user's first method only: a lost, disabled or retired
 token still counts as the second factor, so whoever holds the password after the token went
-missing cannot enrol their own. A user who never had a method, or whose methods were all
-deleted, may."""
+missing cannot enrol their own — even after the retired serial was imported again for a new
+life (``--allow-retired``), which owes nothing to the old owner. A user who never had a method,
+or whose methods were all deleted, may."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
+import sqlalchemy as sa
 
 from keyfob.server import accounts, helpdesk, inventory
+from keyfob.server.store.schema import tokens, users
+from keyfob.server.store.vocab import TokenStatus
 
 PASSWORD = "correct-horse-battery"
 USER = "lena@example.com"
@@ -58,3 +62,55 @@ def test_only_a_user_without_methods_may_add_the_first(api) -> None:
     resp = api.delete(f"/api/v1/users/{USER}/tokens/{listed[0]['id']}")
     assert resp.status_code in (200, 204), resp.text
     assert _enrol_by_password(api, USER) in (200, 201)
+
+
+NEW_SECRET = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"  # the new seed of the serial's new life
+
+
+def _csv(upn: str, secret: str = NEW_SECRET) -> bytes:
+    return f"upn,serial number,secret key,time interval\n{upn},{SERIAL},{secret},30\n".encode()
+
+
+def test_a_retired_serial_imported_again_is_a_new_life(api) -> None:
+    """``--allow-retired`` replaces the retired row with a new token. The former owner keeps
+    the mark of a second factor (their password alone still opens nothing), and the new token
+    carries none of it: its next owner, and a user who never had a method, are judged by
+    their own tokens only — and retiring it again marks whoever owns it then."""
+    api.watch.secrets.update({SECRET, NEW_SECRET})
+    accounts.create_user(api.ctx, USER, password=PASSWORD, one_time=False)
+    other, fresh = "omar@example.com", "nina@example.com"
+    for name in (other, fresh):
+        accounts.create_user(api.ctx, name, password=PASSWORD, one_time=False)
+    assert inventory.import_seeds(api.ctx, CSV.encode(), actor="test").ok
+    helpdesk.retire(api.ctx, SERIAL, actor="admin")
+    assert inventory.import_seeds(api.ctx, _csv(""), allow_retired=True, actor="test").ok
+    new = helpdesk.drift_report(api.ctx, SERIAL).token
+    assert new.state is TokenStatus.ACTIVE and new.owner is None and new.retired_at is None
+    with api.ctx.engine.connect() as conn:
+        marker = conn.execute(
+            sa.select(tokens.c.retired_owner_id).where(tokens.c.id == new.id)
+        ).scalar_one()
+    assert marker is None  # nothing of the old owner on the new token
+    assert _enrol_by_password(api, USER) == 401  # the former owner: still a second factor
+    assert _enrol_by_password(api, fresh) in (200, 201)  # never had one: unaffected
+
+    inventory.assign(api.ctx, SERIAL, other, actor="hd")
+    assert _enrol_by_password(api, other) == 401  # the new life is omar's second factor now
+    helpdesk.retire(api.ctx, SERIAL, actor="admin")
+    assert _enrol_by_password(api, other) == 401  # and stays so, retired
+    assert _enrol_by_password(api, USER) == 401
+    assert inventory.import_seeds(api.ctx, _csv(USER), allow_retired=True, actor="test").ok
+    assert helpdesk.drift_report(api.ctx, SERIAL).token.owner == USER  # a third life, hers
+    assert _enrol_by_password(api, other) == 401
+
+
+def test_retiring_marks_the_owner_not_the_row(api) -> None:
+    """The mark is on the user (``users.token_retired_at``), set by the retire itself."""
+    accounts.create_user(api.ctx, USER, password=PASSWORD, one_time=False)
+    api.watch.secrets.add(SECRET)
+    assert inventory.import_seeds(api.ctx, CSV.encode(), actor="test").ok
+    with api.ctx.engine.connect() as conn:
+        assert conn.execute(sa.select(users.c.token_retired_at)).scalar_one() is None
+    helpdesk.retire(api.ctx, SERIAL, actor="admin")
+    with api.ctx.engine.connect() as conn:
+        assert conn.execute(sa.select(users.c.token_retired_at)).scalar_one() == api.ctx.now_dt()

@@ -161,3 +161,33 @@ def test_a_passcode_shaped_code_costs_the_same_for_any_user(sqlite_ctx, clock: C
         for name in ("ghost@example.com", "nopass@example.com", "haspass@example.com")
     }
     assert len(set(costs.values())) == 1, costs
+
+
+@pytest.mark.parametrize(
+    ("text", "at_start", "widths"),
+    [
+        ("pw42" + "1234 5678 9012 3456 7890", False, [24]),
+        ("pw42" + "1234-5678-9012-3456-7890", False, [24]),
+        ("pw42" + "12345678901234567890", False, [20]),
+        ("12345678901234567890" + "pw42", True, [20]),
+        ("1234 5678 9012 3456 7890" + "pw", True, [24]),
+        ("1234 5678 9012 3456 7890", False, []),  # no password left over
+        ("correct horse 42" + "123456", False, []),  # a 6-digit code: not a passcode
+        ("pw" + "1234 5678 9012 3456 78901", False, []),  # a group of five
+        ("pw" + "".join(chr(0xFF10 + int(c)) for c in "1234567890" * 2), False, []),  # fullwidth
+    ],
+    ids=[
+        "spaced-after",
+        "dashed-after",
+        "digits-after",
+        "digits-first",
+        "spaced-first",
+        "no-password",
+        "otp-code",
+        "bad-group",
+        "fullwidth",
+    ],
+)
+def test_passcode_widths(text: str, at_start: bool, widths: list[int]) -> None:
+    """Where RADIUS password+otp splits a passcode off the password (modes.py)."""
+    assert tap.passcode_widths(text, at_start=at_start) == widths

@@ -176,6 +176,24 @@ def feitian_style() -> bytes:
     ).encode()
 
 
+def plain_keys(count: int) -> bytes:
+    """A plain file of ``count`` TOTP keys, one per KeyPackage, as a bulk order comes: serials
+    P00000000…, distinct secrets (the key's number in 20 bytes), 6 digits, 30 s."""
+    packages = "".join(
+        f"<KeyPackage><DeviceInfo><Manufacturer>Bulk</Manufacturer><SerialNo>P{i:08d}"
+        f'</SerialNo></DeviceInfo><Key Id="P{i:08d}" '
+        'Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp"><AlgorithmParameters>'
+        '<ResponseFormat Length="6" Encoding="DECIMAL"/></AlgorithmParameters><Data><Secret>'
+        f"<PlainValue>{b64(i.to_bytes(20, 'big'))}</PlainValue></Secret><TimeInterval>"
+        "<PlainValue>30</PlainValue></TimeInterval></Data></Key></KeyPackage>\n"
+        for i in range(count)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<KeyContainer Version="1.0" '
+        f'xmlns="urn:ietf:params:xml:ns:keyprov:pskc">\n{packages}</KeyContainer>\n'
+    ).encode()
+
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
  <!ENTITY lol "lol">

@@ -13,18 +13,15 @@ from __future__ import annotations
 import pyotp
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from keyfob.otp import hotp
 from keyfob.otp.verify import TokenState
 from keyfob.server import accounts, claims, enrolment, inventory
 from keyfob.server.errors import CodeRejected
 from keyfob.server.store import repo
-from keyfob.server.store.db import MIGRATIONS
 from keyfob.server.store.records import state_values
 from keyfob.server.store.schema import tokens
-from testkit import Clock, wrong_code
+from testkit import Clock, migrate_to, wrong_code
 
 SEEDS = """# serial, hex key, type, digits, period
 HW-0001, 3132333435363738393031323334353637383930, totp, 6, 30
@@ -225,14 +222,6 @@ def test_a_self_registered_serial_never_blocks_the_vendor_import(api, clock: Clo
     assert [m["reported_serial"] for m in methods] == ["VEND-7"]
 
 
-def _alembic(ctx, target: str, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with ctx.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, target)
-
-
 def _row(token_id: str, serial: str, kind: str, source: str, now) -> dict:
     return {
         "id": token_id,
@@ -254,7 +243,7 @@ def _row(token_id: str, serial: str, kind: str, source: str, now) -> dict:
 
 
 def test_migration_0004_moves_self_registered_serials_aside(ctx) -> None:
-    _alembic(ctx, "0003", down=True)
+    migrate_to(ctx, "0003", down=True)
     try:
         old = sa.Table("tokens", sa.MetaData(), autoload_with=ctx.engine)
         rows = [
@@ -265,7 +254,7 @@ def test_migration_0004_moves_self_registered_serials_aside(ctx) -> None:
         ]
         with ctx.engine.begin() as conn:
             conn.execute(sa.insert(old), rows)
-        _alembic(ctx, "head")
+        migrate_to(ctx, "head")
         with ctx.engine.connect() as conn:
             got = dict(
                 (r.id, (r.serial, r.reported_serial))
@@ -282,12 +271,12 @@ def test_migration_0004_moves_self_registered_serials_aside(ctx) -> None:
         # downgrade puts them back where no inventory serial took the place meanwhile
         with ctx.engine.begin() as conn:
             conn.execute(sa.insert(tokens), [_row("c3", "A-1", "classic", "f.csv", ctx.now_dt())])
-        _alembic(ctx, "0003", down=True)
+        migrate_to(ctx, "0003", down=True)
         old = sa.Table("tokens", sa.MetaData(), autoload_with=ctx.engine)
         with ctx.engine.connect() as conn:
             back = dict((r.id, r.serial) for r in conn.execute(sa.select(old.c.id, old.c.serial)))
         assert back == {"p1": "P-1", "a1": None, "c1": "C-1", "c2": "C-2", "c3": "A-1"}
     finally:
-        _alembic(ctx, "head")
+        migrate_to(ctx, "head")
         with ctx.engine.begin() as conn:
             conn.execute(sa.delete(tokens))

@@ -5,16 +5,18 @@ from __future__ import annotations
 import base64
 import re
 
+import pyotp
+
 from keyfob.burn.burner import BurnOptions, burn
 from keyfob.burn.ui import SilentUi
 from keyfob.formats import qr
 from keyfob.otp import parse_otpauth, parse_secret
-from keyfob.server import accounts
+from keyfob.server import accounts, inventory
 from keyfob.server.validation import validate
 from keyfob.token.emulator import create
 from keyfob.token.memory import MemoryConnection
 from keyfob.token.models import by_name
-from testkit import wrong_code
+from testkit import activate_app, wrong_code
 
 from .conftest import ARTIFACTS, NEW_PASSWORD, PASSWORD, first_sign_in, shot, sign_in
 
@@ -263,3 +265,26 @@ def test_claim_resync_and_remove_a_classic_token_keyboard_only(page, live) -> No
     # A classic token goes back to the inventory, it is not destroyed.
     stock = inventory.list_inventory(live.ctx, TokenFilter(serial="HW-77")).items
     assert stock[0].owner is None and stock[0].verification.drift == 41
+
+
+def test_user_marks_a_lost_token_from_the_page(page, live) -> None:
+    """Signed in with the key-fob, the user marks the phone's app lost: a button beside every
+    method but the one just used, and the lost one listed as such."""
+    accounts.create_user(live.ctx, "erin@example.com", password=NEW_PASSWORD, one_time=False)
+    activate_app(live.ctx, live.clock, "erin@example.com")
+    secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    csv = f"upn,serial number,secret key,time interval\nerin@example.com,C2-7,{secret},30\n"
+    assert inventory.import_seeds(live.ctx, csv.encode(), actor="test").ok
+    sign_in(page, live, "erin@example.com", NEW_PASSWORD)
+    page.wait_for_url(f"{live.url}/login/code")
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).at(live.clock.now))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{live.url}/")
+    lost = page.get_by_role("button", name=re.compile(r"^I lost this token"))
+    assert lost.count() == 1  # the app's; the key-fob says it signed this session in
+    assert "You signed in with this one." in page.content()
+    shot(page, "home-lost-button")
+    lost.click()
+    page.wait_for_url(re.compile(r".*/\?notice=lost"))
+    assert "marked lost" in page.content() and "lost on " in page.content()
+    shot(page, "home-lost")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,22 @@ def read_secret(what: str, path: Path | None, env: str, *, confirm: bool = False
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_json_rows(head: dict[str, Any], key: str, rows: Iterable[dict[str, Any]]) -> None:
+    """What ``print_json({**head, key: list(rows)})`` prints, written 1 000 rows at a time.
+    With an indent, ``json.dumps`` holds its output as millions of small pieces before it joins
+    them: 120 MiB for the report of a 100 000-row import, more than the import itself."""
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+    opening = encoder.encode({**head, key: []})  # ends '"<key>": []\n}': the rows go in there
+    typer.echo(opening.removesuffix("]\n}"), nl=False)
+    written = False
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, 1000)):
+        items = ("\n    " + encoder.encode(row).replace("\n", "\n    ") for row in batch)
+        typer.echo(("," if written else "") + ",".join(items), nl=False)
+        written = True
+    typer.echo("\n  ]\n}" if written else "]\n}")
 
 
 def warn(message: str) -> None:

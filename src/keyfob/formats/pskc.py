@@ -4,6 +4,12 @@ python-pskc does the format (encryption, PBKDF2, MACs, vendor quirks); this modu
 importer needs around it: a refusal of any DTD before parsing (entity-expansion "billion laughs"
 and external entities: PSKC never needs a DTD), typed errors that name the key, the ValueMAC
 policy (strict / soft / none), and the mapping to :class:`SeedRecord`.
+
+A file is read as a stream, one ``KeyPackage`` at a time (:class:`_Document`): python-pskc's own
+``PSKC(file)`` builds the whole tree, a deep copy of it for signature checks and a ``Key`` per
+key, 600 MiB for a 40 MB file of 100 000 keys. Each package is still parsed and decrypted by
+python-pskc's parser, under a container that holds the file's header, so every quirk it knows
+applies as before.
 """
 
 from __future__ import annotations
@@ -11,12 +17,16 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
+from typing import IO, Any
+from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as safe_xml
 import pskc
 from defusedxml import DefusedXmlException
 from pskc.exceptions import DecryptionError, KeyDerivationError, ParseError, PSKCError
+from pskc.key import Key
+from pskc.parser import PSKCParser
+from pskc.xml import remove_namespaces
 
 from keyfob.errors import KeyfobError, SeedFileError
 from keyfob.formats.seeds import RowError, RowWarning, SeedFile, SeedItem, SeedRecord
@@ -33,11 +43,30 @@ class MacCheck(StrEnum):
     NONE = "none"
 
 
-def _screen(data: bytes) -> None:
-    if len(data) > MAX_BYTES:
+def _source(source: bytes | IO[bytes]) -> IO[bytes]:
+    """The file as a stream from where it stands, refused whole if it is over the size limit."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    start = stream.tell()
+    size = stream.seek(0, io.SEEK_END) - start
+    stream.seek(start)
+    if size > MAX_BYTES:
         raise SeedFileError(f"PSKC file is larger than {MAX_BYTES // 2**20} MiB")
+    return stream
+
+
+def _events(stream: IO[bytes]) -> Iterator[tuple[str, Element]]:
+    """The file's start and end events, 16 KiB read at a time, through defusedxml: a DTD or an
+    entity declaration is refused when the parser meets it, before the root element, so before
+    any key is read."""
+    events = safe_xml.iterparse(
+        stream,
+        events=("start", "end"),
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
+    )
     try:
-        safe_xml.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        yield from events
     except DefusedXmlException:
         raise SeedFileError(
             "PSKC file contains a DTD or entity declarations; refused",
@@ -189,40 +218,127 @@ def _record(key: Any, index: int, mac_check: MacCheck) -> tuple[SeedRecord, bool
         raise SeedFileError(exc.message, where=where, hint=exc.hint) from None
 
 
-def _open(data: bytes, password: str | None, key: bytes | None) -> Any:
-    """The parsed container, with its decryption key set (file-level problems raise)."""
-    _screen(data)
-    try:
-        container = pskc.PSKC(io.BytesIO(data))
-    except ParseError as exc:
-        raise SeedFileError(f"not a valid PSKC file: {exc}") from None
-    except PSKCError as exc:
-        raise SeedFileError(f"cannot read the PSKC file: {exc}") from None
-    except (ValueError, TypeError) as exc:  # e.g. bad base64 in a PlainValue (found by fuzzing)
-        raise SeedFileError(
-            f"not a valid PSKC file: a value cannot be read ({type(exc).__name__})"
-        ) from None
-    if not container.encryption.is_encrypted:
-        return container
-    if password is not None:
-        _check_derivation(container)
+_PACKAGES = ("KeyPackage", "Device")  # python-pskc: findall(container, "KeyPackage", "Device")
+_HEADER = ("EncryptionKey", "EncryptionMethod", "MACMethod", "DigestMethod", "MACAlgorithm")
+"""What python-pskc reads from the container itself to decrypt keys (the last four: drafts)."""
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+class _Document:
+    """A PSKC file read one child of its root at a time.
+
+    The children before the first key package (RFC 6030 puts ``EncryptionKey`` and
+    ``MACMethod`` there) make the header: python-pskc reads them into ``container`` before the
+    first key is parsed, and :meth:`unlock` sets its decryption key at the first key that needs
+    one. Each key package is taken out of the tree as it ends, so the tree never holds more
+    than one (and what the parser has read ahead of it). A header element after the first key
+    cannot apply to the keys already read and is refused; a ``Signature`` after them is left
+    unread, as keyfob never checks one."""
+
+    def __init__(self, stream: IO[bytes], password: str | None, key: bytes | None) -> None:
+        self._stream = stream
+        self._password = password
+        self._key = key
+        self._header: list[Element] = []
+        self.container: pskc.PSKC | None = None
+
+    def packages(self) -> Iterator[tuple[pskc.PSKC, Element]]:
+        """Each key package, complete, in file order, with the container of the header (read
+        before the first)."""
+        root: Element | None = None
+        depth = 0
+        for event, element in _events(self._stream):
+            if event == "start":
+                root = element if root is None else root
+                depth += 1
+                continue
+            depth -= 1
+            if depth != 1 or root is None:
+                continue  # inside a child, or the root's own end
+            root.remove(element)
+            name = _local(element.tag)
+            if name in _PACKAGES:
+                if self.container is None:
+                    self.container = self._open(root)
+                yield self.container, element
+            elif self.container is None:
+                self._header.append(element)
+            elif name in _HEADER:
+                raise SeedFileError(
+                    f"the PSKC file's {name} comes after its first key package",
+                    hint="RFC 6030 puts EncryptionKey and MACMethod before the KeyPackages; "
+                    "ask the vendor for a file in that order",
+                )
+        if root is not None and self.container is None:  # a file without key packages
+            self.container = self._open(root)
+
+    def _open(self, root: Element) -> pskc.PSKC:
+        """The container of the header, its decryption key set (file-level problems raise)."""
+        header = Element(root.tag, dict(root.attrib))
+        header.extend(self._header)
+        self._header = []
+        container = pskc.PSKC()
         try:
-            container.encryption.derive_key(password)
-        except KeyDerivationError as exc:
-            raise SeedFileError(f"cannot derive the key from the password: {exc}") from None
-    elif key is not None:
-        container.encryption.key = key
-    else:
-        name = container.encryption.key_name
-        raise SeedFileError(
-            "the PSKC file is encrypted" + (f" (key name {name!r})" if name else ""),
-            hint="give the password (--password) or the pre-shared key in hex (--key)",
-        )
-    return container
+            PSKCParser.parse_document(container, header)
+        except ParseError as exc:
+            raise SeedFileError(f"not a valid PSKC file: {exc}") from None
+        except PSKCError as exc:
+            raise SeedFileError(f"cannot read the PSKC file: {exc}") from None
+        except (ValueError, TypeError) as exc:  # e.g. bad base64 in the header (fuzzing)
+            raise SeedFileError(
+                f"not a valid PSKC file: a value cannot be read ({type(exc).__name__})"
+            ) from None
+        return container
+
+    def unlock(self, container: pskc.PSKC, keys: list[Key]) -> None:
+        """Set the key that decrypts the file's values when these keys are the first that need
+        it (python-pskc's ``is_encrypted``, which asks it of every key of a whole file)."""
+        if container.encryption.key is not None or not _encrypted(keys):
+            return
+        if self._password is not None:
+            _check_derivation(container)
+            try:
+                container.encryption.derive_key(self._password)
+            except KeyDerivationError as exc:
+                raise SeedFileError(f"cannot derive the key from the password: {exc}") from None
+        elif self._key is not None:
+            container.encryption.key = self._key
+        else:
+            name = container.encryption.key_name
+            raise SeedFileError(
+                "the PSKC file is encrypted" + (f" (key name {name!r})" if name else ""),
+                hint="give the password (--password) or the pre-shared key in hex (--key)",
+            )
+
+
+def _encrypted(keys: list[Key]) -> bool:
+    """Whether a value of these keys needs the decryption key (as ``Encryption.is_encrypted``)."""
+    try:
+        for key in keys:
+            _ = key.secret, key.counter, key.time_offset, key.time_interval, key.time_drift
+    except DecryptionError:
+        return True
+    return False
+
+
+def _package_keys(container: pskc.PSKC, package: Element) -> list[Key]:
+    """The keys of one key package, parsed by python-pskc as its ``PSKC(file)`` parses each
+    package of a whole file. The container does not keep them: only the caller holds the keys,
+    and their plaintext, until it has made its records."""
+    remove_namespaces(package)
+    device = container.add_device()
+    try:
+        PSKCParser.parse_key_package(device, package)
+    finally:
+        container.devices.clear()
+    return device.keys
 
 
 def read_pskc(
-    data: bytes,
+    data: bytes | IO[bytes],
     *,
     password: str | None = None,
     key: bytes | None = None,
@@ -235,30 +351,54 @@ def read_pskc(
 
 
 def iter_pskc(
-    data: bytes,
+    data: bytes | IO[bytes],
     *,
     password: str | None = None,
     key: bytes | None = None,
     mac_check: MacCheck | str = MacCheck.STRICT,
 ) -> Iterator[SeedItem]:
-    """The file's keys in order (python-pskc parses the whole file first: PSKC is XML)."""
+    """The file's keys in order, each read as it is consumed (a file object from where it
+    stands). File-level problems raise; a header problem before the first key."""
     mac_check = MacCheck(mac_check)
-    container = _open(data, password, key)
-    if not container.keys:
-        yield RowError("file", "the PSKC file holds no keys")
-    for index, item in enumerate(container.keys, 1):
+    document = _Document(_source(data), password, key)
+    index = 0
+    seen: dict[str, int] = {}  # serial -> its key: a serial given twice is the second's error
+    for container, package in document.packages():
         try:
-            record, mac_let_through = _record(item, index, mac_check)
-        except SeedFileError as exc:
-            where = exc.where or f"key {index}"
-            yield RowError(where, exc.message.removeprefix(f"{where}: "), exc.hint)
-            continue
-        except (PSKCError, ValueError, TypeError) as exc:
+            keys = _package_keys(container, package)
+        except (PSKCError, ValueError, TypeError) as exc:  # e.g. bad base64 in a PlainValue
+            index += 1
             yield RowError(f"key {index}", f"unreadable: {type(exc).__name__}: {exc}")
             continue
-        if mac_let_through:
-            yield RowWarning(record.where, "ValueMAC does not match; imported anyway (soft)")
-        yield record
+        document.unlock(container, keys)
+        for item in keys:
+            index += 1
+            yield from _item(item, index, mac_check, seen)
+    if index == 0:
+        yield RowError("file", "the PSKC file holds no keys")
+
+
+def _item(key: Any, index: int, mac_check: MacCheck, seen: dict[str, int]) -> Iterator[SeedItem]:
+    """One python-pskc key as what a reader yields: a record (after a warning, when its
+    ValueMAC was let through), or the row's error — also for a serial an earlier key gave,
+    which the inventory could not hold twice."""
+    try:
+        record, mac_let_through = _record(key, index, mac_check)
+    except SeedFileError as exc:
+        where = exc.where or f"key {index}"
+        yield RowError(where, exc.message.removeprefix(f"{where}: "), exc.hint)
+        return
+    except (PSKCError, ValueError, TypeError) as exc:
+        yield RowError(f"key {index}", f"unreadable: {type(exc).__name__}: {exc}")
+        return
+    if record.serial in seen:
+        message = f"serial {record.serial!r} already appears in key {seen[record.serial]}"
+        yield RowError(record.where, message)
+        return
+    seen[record.serial] = index
+    if mac_let_through:
+        yield RowWarning(record.where, "ValueMAC does not match; imported anyway (soft)")
+    yield record
 
 
 def write_pskc(records: list[SeedRecord], password: str, *, iterations: int = 100_000) -> bytes:

@@ -10,7 +10,7 @@ from typing import IO, ParamSpec
 from keyfob.errors import SeedFileError
 from keyfob.formats.csvseeds import is_entra_header, iter_entra_csv, iter_oath_csv
 from keyfob.formats.otpauth_list import iter_otpauth_list
-from keyfob.formats.pskc import MAX_BYTES, MacCheck, iter_pskc
+from keyfob.formats.pskc import MacCheck, iter_pskc
 from keyfob.formats.seeds import SeedFile, SeedStream
 
 _HEAD = 4096
@@ -53,9 +53,10 @@ def stream_seed_file(
     key: bytes | None = None,
     mac_check: MacCheck | str = MacCheck.STRICT,
 ) -> SeedStream:
-    """Any supported seed file, read as its rows are consumed: a CSV or URI list from a file
-    object is never in memory whole. ``source`` must be seekable (its start is read twice: to
-    detect the format, then to read it). File-level problems raise, here or while reading."""
+    """Any supported seed file, read as its rows are consumed: a file object is never in memory
+    whole (a PSKC file is parsed one key package at a time). ``source`` must be seekable (its
+    start is read twice: to detect the format, then to read it). File-level problems raise,
+    here or while reading."""
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     start = stream.tell()
     head = stream.read(_HEAD)
@@ -64,9 +65,7 @@ def stream_seed_file(
         raise SeedFileError("the seed file is empty")
     kind = SeedFormat(fmt) if fmt else detect_format(head)
     if kind is SeedFormat.PSKC:
-        # python-pskc parses a whole document; MAX_BYTES + 1 lets _screen refuse a larger one.
-        data = source if isinstance(source, bytes) else stream.read(MAX_BYTES + 1)
-        items = iter_pskc(data, password=password, key=key, mac_check=mac_check)
+        items = iter_pskc(stream, password=password, key=key, mac_check=mac_check)
         return SeedStream("pskc", items)
     if kind is SeedFormat.AZURE_CSV:
         return SeedStream("azure-csv", iter_entra_csv(stream))

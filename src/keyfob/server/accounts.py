@@ -311,7 +311,7 @@ def check_api_key(ctx: ServerContext, presented: str) -> ApiKey | None:
     parts = presented.split("_", 2)
     if len(parts) != 3 or parts[0] != "kf" or not _looks_like_id(parts[1]):
         return None
-    with ctx.engine.connect() as conn:
+    with ctx.autocommit() as conn:
         row = repo.get_api_key(conn, parts[1])
     if row is None or not hmac.compare_digest(row.hash, _hash(parts[2])):
         return None

@@ -36,6 +36,7 @@ class ServerContext:
 
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _dummy_hash: str | None = None
+    _autocommit_engine: Engine | None = None
 
     def dummy_password_hash(self) -> str:
         """A hash of nothing, made once: checking a password of an unknown user against it
@@ -60,6 +61,22 @@ class ServerContext:
             else:
                 with conn.begin():
                     yield conn
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement is its own transaction, for reads and for
+        writes made of one statement. On PostgreSQL that saves the BEGIN and the COMMIT (or
+        ROLLBACK) round trips around it: a validation's reads cost one round trip each. On
+        SQLite, whose driver begins a transaction only before a write, it is a plain
+        connection: write there in :meth:`begin`, which holds the process's write lock."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        if self._autocommit_engine is None:
+            self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with self._autocommit_engine.connect() as conn:
+            yield conn
 
     def sealing_kid(self, conn: Connection) -> str:
         """The key id the database seals with, locked against a rotation until ``conn`` ends.

@@ -1,5 +1,6 @@
-"""Store a verification decision and audit it, in the caller's transaction — the one way every
-code-checking operation (enrolment, self-assignment, resync) records its outcome."""
+"""Store a verification decision and audit it — the one way every code-checking operation
+(validation, enrolment, self-assignment, resync) records its outcome: :func:`apply_decision` in
+the caller's transaction, :func:`settle` in one of its own, as cheap as the database allows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from keyfob.otp.verify import Decision, resync
+from keyfob.otp.verify import Decision, TokenState, resync
 from keyfob.server import auditlog
 from keyfob.server.context import ServerContext
 from keyfob.server.store import repo
@@ -44,6 +45,35 @@ def apply_decision(
     reason = decision.reason.value
     auditlog.write(conn, auditlog.event(ctx, action, outcome, *who, reason=reason, details=what))
     return accepted
+
+
+def settle(
+    ctx: ServerContext,
+    token: TokenRecord,
+    state: TokenState,
+    *,
+    accepted_step: int | None,
+    rows: list[dict[str, Any]],
+    always: bool = False,
+) -> bool:
+    """Compare-and-set one token's new state and write the audit ``rows`` with it, all or
+    nothing; True when the compare-and-set won (the rows are written only then, unless
+    ``always``: the decoy's refusal is audited although its row matches nothing).
+
+    The hot path of every validation: on PostgreSQL one statement on an autocommit connection
+    (one round trip instead of BEGIN, UPDATE, INSERT and COMMIT); on SQLite, which has no
+    UPDATE inside WITH, the two statements in a transaction under the write lock."""
+    now = ctx.now_dt()
+    if ctx.engine.dialect.name == "postgresql":
+        with ctx.autocommit() as conn:
+            return repo.cas_then_audit(
+                conn, token, state, accepted_step=accepted_step, now=now, rows=rows, always=always
+            )
+    with ctx.begin() as conn:
+        won = repo.apply_state(conn, token, state, accepted_step=accepted_step, now=now)
+        if won or always:
+            auditlog.record_all(conn, rows)
+        return won
 
 
 def resync_codes(

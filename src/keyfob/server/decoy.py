@@ -121,9 +121,9 @@ def check(code: str, now: float, policy: Policy, mode: Mode = Mode.STEADY) -> No
     verify(RECORD.params(open_secret()), TokenState(), code, now, policy, mode)
 
 
-_FAILED = TokenState(fail_count=1)
+FAILED = TokenState(fail_count=1)  # the state a refused code leaves on a fresh token
 
 
 def write(conn: Connection, now: datetime) -> None:
     """The compare-and-set UPDATE of a refused code, against a row that does not exist."""
-    repo.apply_state(conn, RECORD, _FAILED, accepted_step=None, now=now)
+    repo.apply_state(conn, RECORD, FAILED, accepted_step=None, now=now)

@@ -9,7 +9,12 @@
 - **retired**: for good. ``secret_enc`` is overwritten with a fresh random secret sealed under
   the current key (so key rotation and backups still open every row, but nothing opens to the
   old secret), the owner is cleared, and an import of the serial is refused unless
-  ``allow_retired`` (``inventory._existing``).
+  ``allow_retired`` (``inventory._plan_chunk``). The former owner keeps the mark that they had
+  a second factor (``users.token_retired_at``, read by ``repo.has_second_factor``): on the
+  user, not the row, because an ``allow_retired`` re-import replaces the row with a new life
+  of the serial that owes nothing to the old owner.
+- lost and retired tokens end the web sessions that their codes signed in
+  (``web_sessions.signed_in_with``).
 - **drift**: :func:`drift_report` (steps, seconds, the history of ``store/driftlog.py``, last
   use, a warning near the resync window's edge) and :func:`reset_drift` (audited).
 """
@@ -46,13 +51,23 @@ def mark_lost(
     actor: str,
     client: str | None = None,
     owner: str | None = None,
+    signed_in_with: str | None = None,
     issue_tap: bool = False,
 ) -> tuple[TokenRecord, str | None]:
-    """Put a token in state lost; ``owner`` restricts it to that user's own token
-    (self-service). With ``issue_tap``, the owner's new passcode is returned (shown once)."""
+    """Put a token in state lost and sign out the web sessions its codes opened (whoever holds
+    it must not stay signed in). ``owner`` restricts it to that user's own token, and
+    ``signed_in_with`` (the id of the token the caller signed in with) is refused: the
+    self-service page, where "lost" is only believed of a token the user did not just use.
+    With ``issue_tap``, the owner's new passcode is returned (shown once)."""
 
     def lose(conn: Connection, token: TokenRecord) -> tuple[str | None, dict[str, Any]]:
         _own(token, serial, owner)
+        if signed_in_with is not None and token.id == signed_in_with:
+            raise Conflict(
+                "you signed in with this token: it cannot be the one you lost",
+                hint="sign in with another method or a temporary access passcode from your "
+                "IT team to mark it lost, or ask your IT team to",
+            )
         if token.state not in (TokenStatus.ACTIVE, TokenStatus.DISABLED):
             raise Conflict(
                 f"token {serial} is {token.state}",
@@ -60,7 +75,8 @@ def mark_lost(
             )
         values = state_values(token.verification.reset_resync())
         repo.update_token(conn, token.id, state=TokenStatus.LOST, lost_at=ctx.now_dt(), **values)
-        return token.owner, {"was": str(token.state)}
+        ended = repo.end_sessions_signed_in_with(conn, token.id)
+        return token.owner, {"was": str(token.state), "sessions_ended": ended}
 
     token = _change(ctx, serial, "token.lost", lose, actor=actor, client=client)
     passcode = None
@@ -100,16 +116,20 @@ def retire(
                 else "remove the pending enrolment from the user's methods instead"
             )
             raise Conflict(f"token {serial} is {token.state}", hint=hint)
+        now = ctx.now_dt()
         repo.update_token(
             conn,
             token.id,
             state=TokenStatus.RETIRED,
-            retired_at=ctx.now_dt(),
+            retired_at=now,
             owner_id=None,
             retired_owner_id=token.owner_id,
             secret_enc=ctx.seal(conn, secrets.token_bytes(32), token.id),
         )
-        return token.owner, {"was": str(token.state)}
+        if token.owner_id is not None:  # their second factor for good, whatever the row becomes
+            repo.update_user(conn, token.owner_id, token_retired_at=now)
+        ended = repo.end_sessions_signed_in_with(conn, token.id)
+        return token.owner, {"was": str(token.state), "sessions_ended": ended}
 
     return _change(ctx, serial, "token.retire", end, actor=actor, client=client)
 

@@ -407,14 +407,16 @@ def _audit_import(
         ctx, "token.import", outcome, actor, client, reason=reason, details=details
     )
     auditlog.write(conn, row)
-    if report.ok and not report.dry_run and report.created_users:
-        # Each user the file brought is a user.create, as one made by hand is (one statement).
+    if report.ok and not report.dry_run:
+        # Each user the file brought is a user.create, as one made by hand is: one statement
+        # per _CHUNK users (100 000 rows in one statement held 100 MB of values at once).
         made = {"source": source[:255], "role": Role.USER}
-        users = [
-            auditlog.event(ctx, "user.create", "success", actor, client, upn, details=made)
-            for upn in report.created_users
-        ]
-        auditlog.record_all(conn, users)
+        for start in range(0, len(report.created_users), _CHUNK):
+            users = [
+                auditlog.event(ctx, "user.create", "success", actor, client, upn, details=made)
+                for upn in report.created_users[start : start + _CHUNK]
+            ]
+            auditlog.record_all(conn, users)
 
 
 def list_inventory(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,12 @@ from keyfob.server.store.schema import access_passes, users
 
 DIGITS = 20
 GROUP = 4
+# The two ways a passcode is typed into one field with a password: as shown (five groups of
+# four, a space or a dash between them: 24 characters), or its 20 digits.
+_SHAPES = (
+    (DIGITS + DIGITS // GROUP - 1, re.compile(r"[0-9]{4}(?:[ -][0-9]{4}){4}")),
+    (DIGITS, re.compile(rf"[0-9]{{{DIGITS}}}")),
+)
 MIN_SECONDS = 600
 MAX_SECONDS = 7 * 86400
 MAX_USES = 100
@@ -93,6 +100,20 @@ def normalise(code: str) -> str | None:
     if len(text) == DIGITS and text.isascii() and text.isdigit():
         return text
     return None
+
+
+def passcode_widths(text: str, *, at_start: bool) -> list[int]:
+    """The lengths at which ``text`` starts (``at_start``) or ends with something shaped like
+    a passcode, longest first: the 24 characters of five groups (a space or a dash between
+    them) or 20 digits. RADIUS password+otp mode splits a password and a code typed as one
+    at these lengths before the token's digit count, as it does at a 6- or 8-digit code;
+    some password must be left over."""
+    found = []
+    for width, shape in _SHAPES:
+        piece = text[:width] if at_start else text[-width:]
+        if len(text) > width and shape.fullmatch(piece):
+            found.append(width)
+    return found
 
 
 def _digest(ctx: ServerContext, kid: str | None, salt: str, digits: str) -> tuple[str, str]:
@@ -265,7 +286,7 @@ def redeem(
     if digits is None:
         return False
     now = ctx.now_dt()
-    with ctx.engine.connect() as conn:
+    with ctx.autocommit() as conn:
         row = conn.execute(
             select(access_passes).where(
                 access_passes.c.user_id == (user.id if user else ""),

@@ -28,6 +28,7 @@ from typing import Any
 from keyfob.otp.verify import Decision, Policy, Reason, TokenParams, verify
 from keyfob.server import auditlog, decoy, directory, tap
 from keyfob.server.context import ServerContext
+from keyfob.server.decisions import settle
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord
 
@@ -45,6 +46,7 @@ class ValidationResult:
     accepted: bool
     reason: str
     serial: str | None = None
+    token_id: str | None = None  # the token that took an accepted code (None for a passcode)
 
 
 def _summary(decisions: list[tuple[TokenRecord, Decision]]) -> str:
@@ -84,7 +86,7 @@ def validate(
         decoy.parse(user=True, token_rows=1)
         return _refuse_without_token(ctx, target, code, ctx.now(), refusal, client, actor)
     for attempt in range(MAX_ATTEMPTS):
-        with ctx.engine.connect() as conn:
+        with ctx.autocommit() as conn:
             user, tokens = repo.active_tokens_of(conn, target)
         # A 20-digit code can only be a temporary access passcode (server/tap.py); one that is
         # not the user's goes on below as a malformed code, counted against the same lockout.
@@ -123,9 +125,9 @@ def _refuse_without_token(
     """No usable token: the decoy token takes its place, and its answer is ignored."""
     secret = decoy.open_secret()
     _decide([decoy.RECORD], [decoy.RECORD.params(secret)], code, now, ctx.policy)
-    with ctx.begin() as conn:
-        decoy.write(conn, ctx.now_dt())  # the compare-and-set of a wrong code, on no row
-        auditlog.record_all(conn, [_failure(ctx, target, reason, client, actor)])
+    # the compare-and-set of a wrong code, on no row, and the audit row all the same
+    row = _failure(ctx, target, reason, client, actor)
+    settle(ctx, decoy.RECORD, decoy.FAILED, accepted_step=None, rows=[row], always=True)
     return ValidationResult(False, reason)
 
 
@@ -136,30 +138,34 @@ def _apply(
     client: str | None,
     actor: str,
 ) -> ValidationResult:
-    now_dt = ctx.now_dt()
     accepted = [(t, d) for t, d in decisions if d.accepted]
+    if accepted:
+        token, decision = accepted[0]
+        who = (actor, client, username, token.serial)
+        what = {"token_id": token.id, "drift": decision.state.drift}
+        reason = decision.reason.value
+        row = auditlog.event(ctx, "validate", "success", *who, reason=reason, details=what)
+        if not settle(ctx, token, decision.state, accepted_step=decision.step, rows=[row]):
+            raise _Raced
+        return ValidationResult(True, reason, token.serial, token.id)
+    entries = [
+        _lockout_entry(ctx, username, token, decision, client, actor)
+        for token, decision in decisions
+        if _newly_locked(ctx, token, decision)
+    ]
+    reason = _summary(decisions)
+    entries.append(_failure(ctx, username, reason, client, actor))
+    if len(decisions) == 1:  # most users hold one method: one statement on PostgreSQL
+        token, decision = decisions[0]
+        # A locked token's state comes back unchanged, and is written all the same.
+        if not settle(ctx, token, decision.state, accepted_step=None, rows=entries):
+            raise _Raced
+        return ValidationResult(False, reason)
+    now_dt = ctx.now_dt()
     with ctx.begin() as conn:
-        if accepted:
-            token, decision = accepted[0]
-            if not repo.apply_state(
-                conn, token, decision.state, accepted_step=decision.step, now=now_dt
-            ):
-                raise _Raced
-            who = (actor, client, username, token.serial)
-            what = {"token_id": token.id, "drift": decision.state.drift}
-            reason = decision.reason.value
-            row = auditlog.event(ctx, "validate", "success", *who, reason=reason, details=what)
-            auditlog.write(conn, row)
-            return ValidationResult(True, decision.reason.value, token.serial)
-        entries: list[dict[str, Any]] = []
         for token, decision in decisions:
-            # A locked token's state comes back unchanged, and is written all the same.
             if not repo.apply_state(conn, token, decision.state, accepted_step=None, now=now_dt):
                 raise _Raced
-            if _newly_locked(ctx, token, decision):
-                entries.append(_lockout_entry(ctx, username, token, decision, client, actor))
-        reason = _summary(decisions)
-        entries.append(_failure(ctx, username, reason, client, actor))
         auditlog.record_all(conn, entries)
     return ValidationResult(False, reason)
 

@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection
 
 from keyfob.server import accounts, permissions
+from keyfob.server.api.blocking import run_db
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import Forbidden, TooManyAttempts, Unauthorized
 from keyfob.server.permissions import Op
@@ -123,7 +124,7 @@ async def require_validate(request: Request) -> Principal:
     one primary-key SELECT, which also sees a revocation made by any other worker."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value:
-        key = accounts.check_api_key(_ctx(request), value.strip())
+        key = await run_db(request, accounts.check_api_key, _ctx(request), value.strip())
         if key is not None and permissions.allowed(key.role, Op.VALIDATE):
             return Principal("apikey", key.name, key.role)
         if key is not None:

@@ -35,6 +35,12 @@ class ValidateBody(_Body):
     code: str = Field(min_length=1, max_length=32)
 
 
+class ValidateAnswer(BaseModel):
+    result: Literal["accept", "reject"] = Field(
+        description="accept: the code is right and has not been used; reject: anything else"
+    )
+
+
 class UserBody(_Body):
     username: str = Field(min_length=1, max_length=255)
     password: str | None = Field(default=None, max_length=1024)

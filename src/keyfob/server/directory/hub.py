@@ -74,7 +74,7 @@ class DirectoryHub:
     def records(self, ctx: ServerContext) -> list[DirectoryRecord]:
         now = time.monotonic()
         if now - self._loaded >= REFRESH:
-            with ctx.engine.connect() as conn:
+            with ctx.autocommit() as conn:
                 records = store.all_directories(conn)
             with self._lock:
                 if records != self._records:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from keyfob.server import accounts, auditlog, decoy, directory
+from keyfob.server import accounts, auditlog, decoy, directory, tap
 from keyfob.server.context import ServerContext
 from keyfob.server.directory import DirectoryUnavailable
 from keyfob.server.radius import store
@@ -113,13 +113,14 @@ class _Call:
     def password_and_code(self, username: str, text: str) -> Answer:
         """The password, then the code (or the other way round): split at the token's digit
         count, so a password may end in digits. A user with tokens of two lengths gets each
-        split tried, longest code first.
+        split tried, longest code first; a temporary access passcode (20 digits, or 24
+        characters with its spaces) before them, where the text ends (starts) like one.
 
         A directory user's code is checked first (:meth:`code_then_password`)."""
         if directory.is_directory_user(self.ctx, username):
             return self.code_then_password(username, text)
         outcome = "bad_password"
-        for digits in self._digit_counts(username):
+        for digits in self._code_widths(username, text):
             if len(text) <= digits:
                 continue
             first, rest = text[:digits], text[digits:]
@@ -141,8 +142,10 @@ class _Call:
     def code_then_password(self, username: str, text: str) -> Answer:
         """A directory user: the code first, the directory password only after a right one,
         so that a guesser without the token never reaches the directory's own lockout (a
-        wrong code costs the token's failure count, never the directory account's)."""
-        for digits in self._digit_counts(username):
+        wrong code costs the token's failure count, never the directory account's). Only the
+        longest split is checked (one validation a request): a passcode's, where the text
+        ends (starts) like one."""
+        for digits in self._code_widths(username, text):
             if len(text) <= digits:
                 continue
             if self.client.record.otp_first:
@@ -194,6 +197,12 @@ class _Call:
             return "bad_password"
         self.decider.limiter.release(attempt)
         return "ok"
+
+    def _code_widths(self, username: str, text: str) -> list[int]:
+        """Where to split a password+code text: the passcode's lengths that fit its shape
+        (server/tap.py), then the digit counts of the user's tokens."""
+        at_start = self.client.record.otp_first
+        return tap.passcode_widths(text, at_start=at_start) + self._digit_counts(username)
 
     def _digit_counts(self, username: str) -> list[int]:
         with self.ctx.engine.connect() as conn:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from keyfob.errors import KeyfobError
 
@@ -73,6 +75,43 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 2.0
+
+
+def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections that sat idle: after a PostgreSQL
+    restart (or a firewall dropping idle sessions) the pool's connections are dead, and the
+    first request would get an error. ``pool_pre_ping`` pings on every checkout — a round
+    trip, and a validation checks out three times — while under load a connection goes back
+    into service milliseconds after its last statement worked. Raising DisconnectionError
+    makes the pool drop this connection and hand out a fresh one."""
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        _ping(dbapi_conn)
+    except Exception as exc:
+        raise DisconnectionError(f"idle connection failed its ping: {exc}") from None
+
+
+def _ping(dbapi_conn: Any) -> None:
+    """``SELECT 1`` outside any transaction (as SQLAlchemy's psycopg ping does), so that the
+    connection is not left idle in a transaction."""
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    try:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        if not dbapi_conn.closed:
+            dbapi_conn.autocommit = autocommit
+
+
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` as psycopg 3 URLs; a bare path as SQLite."""
     if url.startswith(("postgres://", "postgresql://")):
@@ -99,7 +138,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "checkout", _ping_if_idle)
+        return engine
     raise DatabaseError(
         f"unsupported database {parsed.get_backend_name()!r}",
         hint="use sqlite:///path.db or postgresql+psycopg://…",

@@ -8,6 +8,7 @@ nodes — exactly one can accept it.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -24,13 +25,16 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.dml import Insert
 
 from keyfob.otp.verify import TokenState
 from keyfob.server.store import driftlog
@@ -45,7 +49,7 @@ from keyfob.server.store.records import (
     UserRecord,
     state_values,
 )
-from keyfob.server.store.schema import api_keys, audit, tokens, users
+from keyfob.server.store.schema import api_keys, audit, tokens, users, web_sessions
 from keyfob.server.store.vocab import Role, TokenStatus
 
 _TOKEN_COLUMNS = [*tokens.c, users.c.username.label("owner")]
@@ -229,13 +233,23 @@ def tokens_of(conn: Connection, user_id: str) -> list[TokenRecord]:
 
 def has_second_factor(conn: Connection, user_id: str) -> bool:
     """Whether the user holds, or held, a method beyond a pending enrolment: an active, disabled
-    or lost token, or one retired from them. Only a user without any (never enrolled, or every
-    method deleted) may act with a password alone (api/auth.py)."""
+    or lost token, or one retired from them (``users.token_retired_at``: the mark outlives the
+    retired row, which a re-import of its serial replaces). Only a user without any (never
+    enrolled, or every method deleted) may act with a password alone (api/auth.py) or sign in
+    on the pages without a code (web/auth_pages.py)."""
     owned = select(tokens.c.id).where(
         tokens.c.owner_id == user_id, tokens.c.state != TokenStatus.PENDING
     )
-    retired = select(tokens.c.id).where(tokens.c.retired_owner_id == user_id)
+    retired = select(users.c.id).where(users.c.id == user_id, users.c.token_retired_at.is_not(None))
     return conn.execute(select(owned.union_all(retired).exists())).scalar_one()
+
+
+def end_sessions_signed_in_with(conn: Connection, token_id: str) -> int:
+    """Sign out every web session that a code of this token opened (it was lost or retired:
+    whoever holds it must not stay signed in); how many there were."""
+    return conn.execute(
+        delete(web_sessions).where(web_sessions.c.signed_in_with == token_id)
+    ).rowcount
 
 
 def count_methods(conn: Connection, user_id: str) -> int:
@@ -322,15 +336,18 @@ class Staging:
     :meth:`publish` copies them over with two ``INSERT … SELECT`` in the caller's write
     transaction: no Python work per row while SQLite's single write lock is held, nothing
     visible before that commit, and nothing left behind by a crash (the tables die with the
-    connection)."""
+    connection).
+
+    The tables are described once, in ``_STAGING``, never per import: SQLAlchemy's compiled
+    statement cache is keyed on the ``Table`` object, so tables made anew for each import made
+    each import's statements new entries (about 200 KB an import, kept until the engine's LRU
+    cache reached 750 entries, pushing the validation's statements out on the way; the soak
+    saw it as a server growing ~5 MB a minute)."""
 
     def __init__(self, conn: Connection) -> None:
-        meta = MetaData()
-        self.tokens = _staging_table(meta, tokens)
-        self.users = _staging_table(meta, users)
-        meta.drop_all(conn, checkfirst=True)  # left by an earlier import on this connection
-        meta.create_all(conn)
-        self._meta = meta
+        self.tokens, self.users = _STAGED_TOKENS, _STAGED_USERS
+        _STAGING.drop_all(conn, checkfirst=True)  # left by an earlier import on this connection
+        _STAGING.create_all(conn)
 
     def add(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -342,7 +359,7 @@ class Staging:
             conn.execute(insert(real).from_select(names, select(*[staged.c[n] for n in names])))
 
     def drop(self, conn: Connection) -> None:
-        self._meta.drop_all(conn)
+        _STAGING.drop_all(conn)
 
 
 def _staging_table(meta: MetaData, real: Table) -> Table:
@@ -358,6 +375,11 @@ def _staging_table(meta: MetaData, real: Table) -> Table:
         for c in real.c
     ]
     return Table(f"staged_{real.name}", meta, *columns, prefixes=["TEMPORARY"])
+
+
+_STAGING = MetaData()
+_STAGED_TOKENS = _staging_table(_STAGING, tokens)
+_STAGED_USERS = _staging_table(_STAGING, users)
 
 
 def update_token(conn: Connection, token_id: str, **values: Any) -> None:
@@ -387,16 +409,9 @@ def apply_state(
 ) -> bool:
     """Compare-and-set a verification decision; False means someone else got there first."""
     if not extra:
-        params = {f"v_{k}": v for k, v in state_values(state).items()}
-        params.update(b_id=token.id, b_version=token.version, v_version=token.version + 1)
-        if accepted_step is None:
-            return conn.execute(_CAS, params).rowcount == 1
-        params.update(
-            b_step=accepted_step,
-            v_last_used_at=now,
-            v_drift_history=driftlog.append(token.drift_history, now.timestamp(), state.drift),
-        )
-        return conn.execute(_CAS_ACCEPT, params).rowcount == 1
+        params = _cas_params(token, state, accepted_step, now)
+        cas = _CAS if accepted_step is None else _CAS_ACCEPT
+        return conn.execute(cas, params).rowcount == 1
     stmt = update(tokens).where(tokens.c.id == token.id, tokens.c.version == token.version)
     values: dict[str, Any] = {**state_values(state), "version": token.version + 1}
     if accepted_step is not None:
@@ -406,6 +421,62 @@ def apply_state(
     if extra:
         values.update(extra)
     return conn.execute(stmt.values(**values)).rowcount == 1
+
+
+def _cas_params(
+    token: TokenRecord, state: TokenState, accepted_step: int | None, now: datetime
+) -> dict[str, Any]:
+    """The bound values of ``_CAS`` (a refusal) or ``_CAS_ACCEPT`` (``accepted_step`` given)."""
+    params = {f"v_{k}": v for k, v in state_values(state).items()}
+    params.update(b_id=token.id, b_version=token.version, v_version=token.version + 1)
+    if accepted_step is not None:
+        params.update(
+            b_step=accepted_step,
+            v_last_used_at=now,
+            v_drift_history=driftlog.append(token.drift_history, now.timestamp(), state.drift),
+        )
+    return params
+
+
+_AUDIT_COLUMNS = [c.name for c in audit.c if not c.primary_key]
+
+
+@functools.cache
+def _cas_then_audit(accept: bool, rows: int, always: bool) -> Insert:
+    """The compare-and-set UPDATE and the audit INSERT as one PostgreSQL statement: the UPDATE
+    is a data-modifying WITH, and the INSERT takes its rows only when the UPDATE returned its
+    token (``always``: whatever it returned). One statement is its own transaction, so an
+    autocommit connection sends it in one round trip, where BEGIN, UPDATE, INSERT and COMMIT
+    take four; and it is all or nothing like they are. Built once per shape, so SQLAlchemy's
+    compiled cache (and psycopg's prepared statements) serve every later call."""
+    cas = (_CAS_ACCEPT if accept else _CAS).returning(tokens.c.id).cte("cas")
+    won = exists(select(cas.c.id))
+    selects = []
+    for i in range(rows):
+        row = select(*[bindparam(f"a{i}_{c}", type_=audit.c[c].type) for c in _AUDIT_COLUMNS])
+        selects.append(row if always else row.where(won))
+    source = selects[0] if rows == 1 else union_all(*selects)
+    return insert(audit).from_select(_AUDIT_COLUMNS, source).add_cte(cas).returning(audit.c.id)
+
+
+def cas_then_audit(
+    conn: Connection,
+    token: TokenRecord,
+    state: TokenState,
+    *,
+    accepted_step: int | None,
+    now: datetime,
+    rows: list[dict[str, Any]],
+    always: bool = False,
+) -> bool:
+    """:func:`apply_state` and :func:`insert_audits` in one statement (PostgreSQL only): True
+    when the compare-and-set won; the audit rows are written only then, unless ``always``."""
+    params = _cas_params(token, state, accepted_step, now)
+    for i, row in enumerate(rows):
+        params.update({f"a{i}_{c}": row[c] for c in _AUDIT_COLUMNS})
+    stmt = _cas_then_audit(accepted_step is not None, len(rows), always)
+    written = conn.execute(stmt, params).all()
+    return bool(written) if not always else True
 
 
 def serials_present(conn: Connection, serials: list[str]) -> dict[str, TokenRecord]:

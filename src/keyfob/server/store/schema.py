@@ -69,6 +69,10 @@ users = Table(
     Column("role", String(16), nullable=False, default="user"),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # When a token of this user's was last retired (issue 13). A retired token counts as their
+    # second factor for good, so their password alone never enrols a new one (api/auth.py);
+    # kept here rather than on the token row, which a re-import with --allow-retired replaces.
+    Column("token_retired_at", UTCDateTime(), nullable=True),
 )
 
 tokens = Table(
@@ -110,8 +114,9 @@ tokens = Table(
     Column("lost_at", UTCDateTime(), nullable=True),
     Column("retired_at", UTCDateTime(), nullable=True),
     Column("drift_history", String(1024), nullable=True),
-    # The user a retired token belonged to (owner_id is cleared): a retired token still counts
-    # as that user's second factor, so their password alone never enrols a new one (api/auth.py).
+    # The user a retired token belonged to (owner_id is cleared): where the row came from. The
+    # mark that it still counts as their second factor is users.token_retired_at, which outlives
+    # this row (a re-import of the serial with --allow-retired replaces it with a new life).
     Column("retired_owner_id", String(32), nullable=True),
     Index("ix_tokens_owner_state", "owner_id", "state"),
     Index("ix_tokens_retired_owner_id", "retired_owner_id"),
@@ -193,6 +198,10 @@ web_sessions = Table(
     Column("csrf", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+    # How a full session was signed in (issue 13): the id of the token whose code was typed,
+    # "tap" (a temporary access passcode) or "password" (no second factor to ask for); NULL at
+    # stage password, and for sessions from before revision 0009 (unknown).
+    Column("signed_in_with", String(32), nullable=True, index=True),
 )
 
 

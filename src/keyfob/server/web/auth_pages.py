@@ -1,5 +1,5 @@
-"""Sign-in (password, then a current code when the user has a method), first-time password,
-sign-out."""
+"""Sign-in (password, then a current code when the user has or had a method), first-time
+password, sign-out."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from keyfob.server import accounts, auditlog
 from keyfob.server.errors import ServiceError
 from keyfob.server.store import repo
-from keyfob.server.validation import validate
+from keyfob.server.validation import ValidationResult, validate
 from keyfob.server.web import sessions
 from keyfob.server.web.common import (
     LOGIN_CSRF_COOKIE,
@@ -87,10 +87,15 @@ def login(request: Request, username: Field, password: Field, csrf: Field = "") 
     if user is None:
         _audit_signin(request, username, "failure", "bad_password", stage="password")
         return _login_page(request, 401, "The username or password is wrong.", username)
+    # A lost, disabled or retired token still asks for a code: whoever holds the password
+    # after the token went missing signs in only with a temporary access passcode (as over
+    # HTTP Basic, api/auth.py). Only a user who never had a method gets in without one.
     with ctx.engine.connect() as conn:
-        has_method = bool(repo.active_tokens_of(conn, user.username)[1])
-    stage = "password" if has_method else "full"
-    value = sessions.create(ctx, user, stage)
+        has_method = repo.has_second_factor(conn, user.id)
+    if has_method:
+        value = sessions.create(ctx, user, "password")
+    else:
+        value = sessions.create(ctx, user, "full", sessions.PASSWORD)
     response = see_other("/login/code" if has_method else "/")
     ttl = sessions.PASSWORD_STAGE_TTL if has_method else sessions.FULL_TTL
     set_session_cookie(response, request, value, int(ttl.total_seconds()))
@@ -170,10 +175,15 @@ def code(request: Request, code: Code, csrf: Field = "") -> Response:
         )
     limiter.succeeded(attempt)
     _audit_signin(request, session.user.username, "success", None, second_factor=True)
-    value = sessions.promote(ctx, session)
+    value = sessions.promote(ctx, session, _signed_in_with(result))
     response = see_other("/")
     set_session_cookie(response, request, value, int(sessions.FULL_TTL.total_seconds()))
     return response
+
+
+def _signed_in_with(result: ValidationResult) -> str | None:
+    """Which method an accepted code was: ``tap``, or the id of the token that took it."""
+    return sessions.TAP if result.reason == "tap" else result.token_id
 
 
 @router.get("/password", response_class=HTMLResponse, summary="Change password form")
@@ -221,7 +231,7 @@ def set_password(
         return too_many(page, wait) if wait else page
     accounts.set_password(ctx, session.user.username, new, one_time=False, **by(session, request))
     sessions.destroy_user_sessions(ctx, session.user.id)
-    value = sessions.create(ctx, session.user, "full")
+    value = sessions.create(ctx, session.user, "full", session.signed_in_with)
     response = see_other("/?notice=password")
     set_session_cookie(response, request, value, int(sessions.FULL_TTL.total_seconds()))
     return response

@@ -56,6 +56,8 @@ NOTICES = {
     "removed": "The method was removed.",
     "renamed": "The method was renamed.",
     "resynced": "The codes work again.",
+    "lost": "The token is marked lost: its codes are refused, and whoever signed in with it is "
+    "signed out. If it turns up, your IT team can mark it found.",
     "password": "Your password is set.",
     "signed-out": "You are signed out.",
     "expired": "Your session ended; please sign in again.",

@@ -1,5 +1,6 @@
 """The self-service page: my methods; add an authenticator app or a hardware token; rename,
-remove (after a fresh code or the password), resync."""
+remove (after a fresh code or the password), resync; mark a token lost (one this session did
+not sign in with)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from keyfob.errors import KeyfobError
-from keyfob.server import enrolment
+from keyfob.server import enrolment, helpdesk
+from keyfob.server.errors import Conflict
 from keyfob.server.store.records import Enrolment
 from keyfob.server.store.vocab import TokenKind
 from keyfob.server.validation import validate
@@ -72,6 +74,35 @@ def home(request: Request) -> Response:
     session = signed_in(request)
     methods = _methods(request, session.user.username)
     return render(request, "home.html", session=session, methods=methods)
+
+
+# The user marks one of their own tokens lost: the helpdesk's service (the same state, the same
+# audit row, with the user as actor), refused for the token this session signed in with — a code
+# of it was just typed, so it is not lost, or whoever typed it is not its owner — and for a
+# session that does not say how it signed in (from before revision 0009). (A comment, not a
+# docstring: a route's docstring would be its OpenAPI description.)
+@router.post("/methods/{token_id}/lost", response_class=HTMLResponse, summary="I lost this token")
+def lost(request: Request, token_id: str, csrf: Field = "") -> Response:
+    session = signed_in(request, csrf)
+    ctx = ctx_of(request)
+    try:
+        method = enrolment.get_method(ctx, session.user.username, token_id)
+        if session.signed_in_with is None:
+            raise Conflict(
+                "this session does not say how you signed in",
+                hint="sign out, sign in again with another method, then mark the token lost",
+            )
+        helpdesk.mark_lost(
+            ctx,
+            method.serial or method.id,
+            owner=session.user.username,
+            signed_in_with=session.signed_in_with,
+            **by(session, request),
+        )
+    except KeyfobError as exc:
+        methods = _methods(request, session.user.username)
+        return form_error(request, "home.html", exc, session=session, methods=methods)
+    return see_other("/?notice=lost")
 
 
 @router.post("/methods/new", response_class=HTMLResponse, summary="Add an app or a token")

@@ -1,7 +1,12 @@
 """Web sessions, kept in the database: the cookie carries 32 random bytes, the table only their
 SHA-256, so a database leak yields no usable session. A session starts at stage ``password``
 (only good for typing the second factor, for five minutes) and becomes ``full`` after the code;
-its id is replaced at every promotion, so a session fixed before sign-in is worthless after."""
+its id is replaced at every promotion, so a session fixed before sign-in is worthless after.
+
+A full session remembers how it was signed in (``signed_in_with``): the id of the token whose
+code was typed, :data:`TAP` or :data:`PASSWORD`. The self-service page lets a user mark their
+*other* tokens lost with it, and a token marked lost or retired signs out what it opened
+(``repo.end_sessions_signed_in_with``)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from keyfob.server.store.schema import users, web_sessions
 COOKIE = "kf_session"
 FULL_TTL = timedelta(hours=8)
 PASSWORD_STAGE_TTL = timedelta(minutes=5)
+TAP = "tap"  # signed in with a temporary access passcode (server/tap.py)
+PASSWORD = "password"  # signed in with the password alone: the user had no second factor
 
 
 def _hash(value: str) -> str:
@@ -32,13 +39,16 @@ class WebSession:
     stage: str
     csrf: str
     expires_at: datetime
+    signed_in_with: str | None = None  # a token id, TAP or PASSWORD; None: not (yet) known
 
     @property
     def full(self) -> bool:
         return self.stage == "full"
 
 
-def create(ctx: ServerContext, user: UserRecord, stage: str) -> str:
+def create(
+    ctx: ServerContext, user: UserRecord, stage: str, signed_in_with: str | None = None
+) -> str:
     """A new session; returns the cookie value (shown to the browser once)."""
     value = secrets.token_urlsafe(32)
     ttl = FULL_TTL if stage == "full" else PASSWORD_STAGE_TTL
@@ -50,6 +60,7 @@ def create(ctx: ServerContext, user: UserRecord, stage: str) -> str:
                 user_id=user.id,
                 stage=stage,
                 csrf=secrets.token_urlsafe(24),
+                signed_in_with=signed_in_with,
                 created_at=ctx.now_dt(),
                 expires_at=ctx.now_dt() + ttl,
             )
@@ -67,6 +78,7 @@ def load(ctx: ServerContext, value: str | None) -> WebSession | None:
                 web_sessions.c.stage.label("s_stage"),
                 web_sessions.c.csrf.label("s_csrf"),
                 web_sessions.c.expires_at.label("s_expires"),
+                web_sessions.c.signed_in_with.label("s_with"),
             )
             .select_from(web_sessions.join(users, users.c.id == web_sessions.c.user_id))
             .where(web_sessions.c.id == _hash(value))
@@ -77,13 +89,14 @@ def load(ctx: ServerContext, value: str | None) -> WebSession | None:
     user = UserRecord.from_row(row)
     if m["s_expires"] < ctx.now_dt() or user.disabled:
         return None
-    return WebSession(_hash(value), user, m["s_stage"], m["s_csrf"], m["s_expires"])
+    return WebSession(_hash(value), user, m["s_stage"], m["s_csrf"], m["s_expires"], m["s_with"])
 
 
-def promote(ctx: ServerContext, session: WebSession) -> str:
-    """Second factor done: a new full session replaces the half one (new id, new CSRF)."""
+def promote(ctx: ServerContext, session: WebSession, signed_in_with: str | None) -> str:
+    """Second factor done: a new full session replaces the half one (new id, new CSRF),
+    remembering which method signed it in."""
     destroy_key(ctx, session.key)
-    return create(ctx, session.user, "full")
+    return create(ctx, session.user, "full", signed_in_with)
 
 
 def destroy_key(ctx: ServerContext, key: str) -> None:
