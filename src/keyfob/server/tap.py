@@ -241,6 +241,26 @@ def list_passes(ctx: ServerContext, username: str | None = None) -> list[AccessP
     return [_pass(r._mapping) for r in rows]
 
 
+def holds_live_pass(ctx: ServerContext, username: str) -> bool:
+    """Whether ``username`` holds a live passcode. RADIUS password+otp splits a typed text at
+    a passcode's length only for such a user: a password may well end in 14 digits, and a
+    6-digit code after it would look like a passcode. One indexed read, for any name (an
+    unknown one too), so the split's cost does not depend on the answer."""
+    query = (
+        select(access_passes.c.id)
+        .join(users, users.c.id == access_passes.c.user_id)
+        .where(
+            users.c.username_key == repo.user_key(username),
+            access_passes.c.revoked_at.is_(None),
+            access_passes.c.uses_left > 0,
+            access_passes.c.expires_at > ctx.now_dt(),
+        )
+        .limit(1)
+    )
+    with ctx.autocommit() as conn:
+        return conn.execute(query).first() is not None
+
+
 def _pass(m: Mapping[Any, Any]) -> AccessPass:
     g = m.__getitem__
     return AccessPass(

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
+from weakref import WeakKeyDictionary
 
 import anyio.to_thread
 from anyio import CapacityLimiter
+from anyio.lowlevel import RunVar
 from starlette.requests import Request
 
 from keyfob.server.context import ServerContext
@@ -35,10 +37,21 @@ async def run_db(request: Request, call: Callable[P, R], /, *args: P.args, **kwa
     return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs), limiter=limiter)
 
 
+# The limiters of the running event loop, one per app. A limiter belongs to the event loop
+# that made it (its waiters are that loop's events, woken by that loop): one shared by several
+# loops — Starlette's TestClient runs each request in an event loop of its own, in the caller's
+# thread — leaves a waiter woken from another thread asleep for good once the cap is reached.
+_LIMITERS: RunVar[WeakKeyDictionary[Any, CapacityLimiter]] = RunVar("keyfob_db_limiters")
+
+
 def _limiter(request: Request, ctx: ServerContext) -> CapacityLimiter:
-    """One per app, made on first use: a limiter belongs to the event loop that made it."""
-    limiter: CapacityLimiter | None = getattr(request.app.state, "db_limiter", None)
+    """One per app and event loop (a server's worker runs one loop), made on first use."""
+    limiters = _LIMITERS.get(None)
+    if limiters is None:
+        limiters = WeakKeyDictionary()
+        _LIMITERS.set(limiters)
+    limiter = limiters.get(request.app)
     if limiter is None:
         size = getattr(ctx.engine.pool, "size", lambda: 10)()
-        limiter = request.app.state.db_limiter = CapacityLimiter(size)
+        limiter = limiters[request.app] = CapacityLimiter(size)
     return limiter

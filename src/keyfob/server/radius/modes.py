@@ -143,8 +143,8 @@ class _Call:
         """A directory user: the code first, the directory password only after a right one,
         so that a guesser without the token never reaches the directory's own lockout (a
         wrong code costs the token's failure count, never the directory account's). Only the
-        longest split is checked (one validation a request): a passcode's, where the text
-        ends (starts) like one."""
+        longest split is checked (one validation a request): a passcode's, where the user
+        holds one and the text ends (starts) like one."""
         for digits in self._code_widths(username, text):
             if len(text) <= digits:
                 continue
@@ -200,9 +200,14 @@ class _Call:
 
     def _code_widths(self, username: str, text: str) -> list[int]:
         """Where to split a password+code text: the passcode's lengths that fit its shape
-        (server/tap.py), then the digit counts of the user's tokens."""
+        (server/tap.py) when the user holds a live passcode, then the digit counts of the
+        user's tokens. Without a pass, a password that ends in digits is not cut short: its
+        last 14 digits and a 6-digit code are not taken for a passcode (which would spend the
+        request's one validation on a malformed code, and count a failure)."""
         at_start = self.client.record.otp_first
-        return tap.passcode_widths(text, at_start=at_start) + self._digit_counts(username)
+        live = tap.holds_live_pass(self.ctx, username)
+        passcode = tap.passcode_widths(text, at_start=at_start) if live else []
+        return passcode + self._digit_counts(username)
 
     def _digit_counts(self, username: str) -> list[int]:
         with self.ctx.engine.connect() as conn:
