@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from keyfob.server import accounts
 from keyfob.server.context import ServerContext
-from keyfob.server.store import db
+from keyfob.server.store import db, repo
 from keyfob.server.validation import validate
 from testkit import activate_app
 
@@ -44,16 +44,37 @@ def test_an_idle_connection_killed_underneath_is_replaced(ctx, clock, monkeypatc
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_a_busy_connection_is_not_pinged(ctx, clock, monkeypatch) -> None:
-    """What the idle ping saves, and what it costs: a connection back in service within
-    IDLE_PING_SECONDS is handed out unchecked (no round trip), so one killed in that instant
-    fails the one request that gets it — and the pool then drops it."""
+def test_a_busy_connection_killed_underneath_costs_no_answer(ctx, clock, monkeypatch) -> None:
+    """A connection back in service within IDLE_PING_SECONDS is handed out unchecked (no round
+    trip), so one killed in that instant fails its first statement: the validation runs once
+    more on a fresh connection, and the code is accepted — once."""
     accounts.create_user(ctx, "busy@example.com")
     app = activate_app(ctx, clock, "busy@example.com")
     assert validate(ctx, "busy@example.com", app.at(clock.now)).accepted
     monkeypatch.setattr(db, "IDLE_PING_SECONDS", 3600.0)
     _kill_pooled_connections(ctx)
     clock.advance(30)
+    code = app.at(clock.now)
+    assert validate(ctx, "busy@example.com", code).accepted
+    assert validate(ctx, "busy@example.com", code).reason == "replay"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_database_that_stays_down_is_an_error_not_a_reject(ctx, clock, monkeypatch) -> None:
+    """Once more, not forever: a database that refuses every connection is an error (the API
+    answers 503/500), never a silent reject that looks like a wrong code."""
+    accounts.create_user(ctx, "down@example.com")
+    app = activate_app(ctx, clock, "down@example.com")
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 3600.0)
+    calls = []
+
+    def broken(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        raise OperationalError(
+            "SELECT", {}, Exception("server closed the connection"), connection_invalidated=True
+        )
+
+    monkeypatch.setattr(repo, "active_tokens_of", broken)
     with pytest.raises(OperationalError):
-        validate(ctx, "busy@example.com", app.at(clock.now))
-    assert validate(ctx, "busy@example.com", app.at(clock.now)).accepted
+        validate(ctx, "down@example.com", app.at(clock.now))
+    assert len(calls) == 2

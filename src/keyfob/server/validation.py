@@ -22,8 +22,11 @@ An unknown user costs what a user with one method costs; users with several meth
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from keyfob.otp.verify import Decision, Policy, Reason, TokenParams, verify
 from keyfob.server import auditlog, decoy, directory, tap
@@ -32,6 +35,7 @@ from keyfob.server.decisions import settle
 from keyfob.server.store import repo
 from keyfob.server.store.records import TokenRecord
 
+log = logging.getLogger("keyfob.server")
 MAX_ATTEMPTS = 5
 # Refusals where the rules did not run the resync scan: decoy work makes up for it.
 _UNCHECKED = frozenset({Reason.LOCKED, Reason.MALFORMED, Reason.REPLAY})
@@ -77,6 +81,25 @@ def _decide(
 
 def validate(
     ctx: ServerContext, username: str, code: str, *, client: str | None = None, actor: str = "api"
+) -> ValidationResult:
+    """Decide ``code`` for ``username`` and record the outcome (see the module docstring).
+
+    A database connection found dead (PostgreSQL restarted under a busy pool: the pool pings
+    only connections that sat idle, store/db.py) fails its first statement; the pool then
+    drops it and its siblings, and the validation runs once more on a fresh one. That is safe:
+    whatever the dead connection did not commit is gone, and what it did commit (its reply
+    lost) the compare-and-set sees, so a code is still accepted at most once."""
+    try:
+        return _validate(ctx, username, code, client, actor)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("validation: a database connection was lost; trying once more")
+        return _validate(ctx, username, code, client, actor)
+
+
+def _validate(
+    ctx: ServerContext, username: str, code: str, client: str | None, actor: str
 ) -> ValidationResult:
     target = username.strip()[:255]
     # A directory user is looked up (or found in the cache: no LDAP round trip); one the
