@@ -5,15 +5,19 @@ processes on one PostgreSQL, then every invariant. Figures: ``bench/results/soak
 The load, from a few client threads on loopback, each request sent to either server at random:
 validations with the current code (accepted once per step — the other server must refuse the
 same code), replays of accepted codes, wrong codes for a separate set of users (who lock out),
-enrolments, seed-file imports, admin reads and web sign-ins. Afterwards:
+enrolments, seed-file imports, admin reads and web sign-ins. Each enrolled user is deleted
+again, so the users stay as many as at the start. Why: ``GET /api/v1/users`` answers every user
+at once, and with a user more every 20 actions its answer grew with the run, and with it the
+memory the allocators keep after building one (about 3.6 KB of RSS per user: 20 MB in 25
+minutes). That is growth with the data, not a leak, and a soak must not mistake one for the
+other. Afterwards:
 
 - no answer was a 5xx and no request failed;
 - each code was accepted at most once across both servers, and each accept a client saw is in
   the audit (no more, no less) and under the token's ``last_step``;
 - every token's ``fail_count`` is what its audit rows add up to;
 - every stored secret opens with a freshly started key ring;
-- the servers' memory is flat: resident size at the end within 25 % (and 40 MB) of the
-  size after the first minute's warm-up.
+- the servers' memory levelled off (:func:`_judge_memory` says how, and why that way).
 
 Every request loop is bounded in time and stays on 127.0.0.1.
 """
@@ -52,6 +56,23 @@ from testkit import TempDatabase, fail_counts, validation_audit
 
 RESULTS = Path(__file__).parent / "results"
 KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
+# SOAK_TRACEMALLOC=DIR (a diagnosis aid, off by default): each server traces its allocations
+# (tracemalloc, 12 frames, started after the imports, which it would slow to a minute) and
+# dumps a snapshot to DIR/<pid>-<seconds>.snap every minute, to compare with
+# tracemalloc.Snapshot.load(...).compare_to(...). It slows the servers about twofold.
+TRACED = """
+import os, threading, time, tracemalloc
+import keyfob.cli.main, keyfob.server.api.app, keyfob.server.web.admin_pages
+where, began = os.environ["SOAK_TRACEMALLOC"], time.monotonic()
+tracemalloc.start(12)
+def dump():
+    while True:
+        time.sleep(60)
+        t = round(time.monotonic() - began)
+        tracemalloc.take_snapshot().dump(f"{where}/{os.getpid()}-{t:04d}.snap")
+threading.Thread(target=dump, daemon=True).start()
+keyfob.cli.main.run()
+"""
 WEB_PASSWORD = "soak web password 1"
 WORKERS = 6
 ACTIONS = {  # action -> weight
@@ -74,11 +95,16 @@ class Log:
     status: Counter[int] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     accepts: dict[tuple[str, int], str] = field(default_factory=dict)  # (user, step) -> code
-    double: list[tuple[str, int]] = field(default_factory=list)
+    # A code accepted again: (user, step the client made it for, code, when it was sent).
+    double: list[tuple[str, int, str, float]] = field(default_factory=list)
     rss: dict[int, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
+    load: list[tuple[float, float]] = field(default_factory=list)  # (seconds, 1-min load avg)
+    started: float = field(default_factory=time.monotonic)  # set again as the load starts
+    by_minute: Counter[int] = field(default_factory=Counter)  # actions done in each minute
 
     def record(self, action: str, seconds: float, status: int) -> None:
         with self.lock:
+            self.by_minute[int((time.monotonic() - self.started) // 60)] += 1
             self.latency[action].append(seconds)
             self.status[status] += 1
             if status >= 500:
@@ -116,7 +142,8 @@ def _start_server(db: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = [*KEYFOB, "serve", "--db", db, "--port", str(port), "--log-level", "warning"]
+    launcher = [sys.executable, "-c", TRACED] if env.get("SOAK_TRACEMALLOC") else KEYFOB
+    argv = [*launcher, "serve", "--db", db, "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -178,7 +205,7 @@ class Worker:
             with self.log.lock:
                 key = (name, int(now // 30))
                 if key in self.log.accepts:
-                    self.log.double.append(key)
+                    self.log.double.append((*key, code, now))
                 self.log.accepts[key] = code
         return self._expect(resp, 200)
 
@@ -187,10 +214,11 @@ class Worker:
             if not self.log.accepts:
                 return 200
             (name, step), code = self.rng.choice(list(self.log.accepts.items()))
+        sent = time.time()
         resp = client.post("/api/v1/validate", json={"username": name, "code": code})
         if resp.status_code == 200 and resp.json()["result"] == "accept":
             with self.log.lock:
-                self.log.double.append((name, step))
+                self.log.double.append((name, step, code, sent))
         return self._expect(resp, 200)
 
     def wrong(self, client: httpx.Client) -> int:
@@ -212,7 +240,8 @@ class Worker:
         self._expect(begun, 201)
         totp = pyotp.parse_uri(begun.json()["otpauth_uri"])
         path = f"/api/v1/users/{name}/tokens/{begun.json()['id']}/verify"
-        return self._expect(client.post(path, json={"code": totp.at(time.time() - 30)}), 200)
+        self._expect(client.post(path, json={"code": totp.at(time.time() - 30)}), 200)
+        return self._expect(client.delete(f"/api/v1/users/{name}"), 200)
 
     def import_(self, client: httpx.Client) -> int:
         rows = [
@@ -242,31 +271,58 @@ class Worker:
             return self._expect(web.get("/"), 200)
 
 
+def _load_average() -> float:
+    """The machine's 1-minute load average: the soak shares its 2 cores with whatever else runs."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def _sample_memory(pids: list[int], log: Log, stop: threading.Event) -> None:
-    start = time.monotonic()
-    while not stop.wait(5):
+    """Every second: each server's RSS and the load average. Each second, not every few: the
+    memory judgement takes each minute's lowest RSS, which needs many samples a minute."""
+    while not stop.wait(1):
+        now = time.monotonic() - log.started
         for pid in pids:
-            log.rss[pid].append((time.monotonic() - start, _rss_kb(pid)))
+            log.rss[pid].append((now, _rss_kb(pid)))
+        log.load.append((now, _load_average()))
 
 
 # --- afterwards ---------------------------------------------------------------------------------
 
 
-def _invariants(settings: Settings, log: Log) -> dict[str, Any]:
+def _doubles(setup: dict[str, Any], log: Log) -> tuple[list[str], Counter[str]]:
+    """The codes accepted twice that break the rule, and per user those that do not.
+
+    A step's code is accepted once; but 6 digits are also another step's code one time in a
+    million, and a replay whose digits are the code of a step near the time it was sent is
+    that step's code, rightly accepted (an accept the audit holds, so it is counted as one)."""
+    broken: list[str] = []
+    again: Counter[str] = Counter()
+    for name, step, code, sent in log.double:
+        totp = setup["good"][name]
+        near = {s for s in range(int(sent // 30) - 3, int(sent // 30) + 4) if s != step}
+        if any(totp.at(s * 30) == code for s in near):
+            again[name] += 1
+        else:
+            broken.append(f"accepted twice: {name}, step {step}")
+    return broken, again
+
+
+def _invariants(settings: Settings, setup: dict[str, Any], log: Log) -> dict[str, Any]:
     """The database against what the clients saw; every broken invariant is a line."""
     ctx = open_context(settings)
     with ctx.engine.connect() as conn:
         rows = validation_audit(conn)
+        people = conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one()
         toks = conn.execute(
             sa.select(users.c.username, tokens.c.id, tokens.c.secret_enc)
             .add_columns(tokens.c.last_step, tokens.c.fail_count, tokens.c.owner_id)
             .outerjoin(users, users.c.id == tokens.c.owner_id)
         ).all()
-    broken: list[str] = [f"accepted twice: {k}" for k in log.double]
+    broken, again = _doubles(setup, log)
     for t in toks:
         ctx.ring.open(bytes(t.secret_enc), t.id)  # raises if any secret does not open
     audited = Counter(r.target_user for r in rows if r.outcome == "success")
-    seen = Counter(name for name, _ in log.accepts)
+    seen = Counter(name for name, _ in log.accepts) + again
     counted = fail_counts(rows)
     for t in toks:
         if t.username is None or t.username.startswith(("e", "web")):
@@ -283,23 +339,87 @@ def _invariants(settings: Settings, log: Log) -> dict[str, Any]:
                 f"{t.username}: fail_count {t.fail_count}, audit says {counted[t.username]}"
             )
     ctx.engine.dispose()
-    return {"broken": broken, "tokens": len(toks), "audit_validations": len(rows)}
+    checks = {"broken": broken, "tokens": len(toks), "audit_validations": len(rows)}
+    checks["users"] = people
+    return checks | {"accepted_again_as_another_step": sum(again.values())}
+
+
+JUDGED_MINUTES = 4  # a shorter run is all warm-up: its memory is shown, not judged
+GROWTH_LIMIT = (1.25, 40.0)  # the second half's floor may grow by 25 % or 40 MB, not both
+SLOPE_LIMIT = 0.1  # MB per 1000 actions (both servers'): 100 bytes an action
+
+
+def _per_minute(samples: list[tuple[float, int]], minutes: int) -> list[list[float]]:
+    """Each whole minute's RSS samples in MB (a last, partial minute is left out)."""
+    out: list[list[float]] = [[] for _ in range(minutes)]
+    for t, kb in samples:
+        if int(t // 60) < minutes:
+            out[int(t // 60)].append(kb / 1024)
+    return [values for values in out if values]
+
+
+def _judge_memory(floors: list[float], actions: list[int]) -> tuple[dict[str, Any], list[str]]:
+    """Whether the per-minute floors of RSS levelled off (``actions``: how many both servers
+    had done by the end of each minute); a broken invariant per way they did not.
+
+    The floor, not the RSS at one moment: a web sign-in's argon2 hash takes 64 MiB while it
+    runs (up to ``accounts.HASH_SLOTS`` = 3 at once, so +64 to +192 MB), which malloc maps and
+    gives back, so any sample may land on a peak; the lowest of each minute's 60 samples is
+    the resident size that stays. The baseline is the floor of the first minute of the run's
+    second half, not of the first minute: warm-up (connection pools, prepared statements,
+    compiled-statement caches, the thread pool's malloc arenas) goes on past the first minute,
+    and a first-minute baseline would call it growth.
+
+    Two checks. The issue's rule (the end within 25 % or 40 MB of that baseline) alone is too
+    loose for 5 minutes: the import leak fixed in ``repo.Staging`` (~1.5 MB per 1000 actions)
+    added about 20 MB in them. So also the least-squares slope of the second half's floors
+    against the actions done, at most ``SLOPE_LIMIT`` MB per 1000 actions. Per action, not per
+    minute: a leak grows with the work done, and a quiet machine does twice the actions a
+    minute of a busy one, so a limit per minute would make the verdict depend on the load.
+    Measured: under 0.01 MB per 1000 actions with the users kept as many (``make soak``, 60 000
+    actions: the floor moved 0.2 MB over the second half), 0.2 with a user more every 20
+    actions (the module docstring), 1.5 with the import leak."""
+    half = len(floors) // 2
+    base, end = floors[half], floors[-1]
+    done = [n / 1000 for n in actions[half:]]
+    per_action = statistics.linear_regression(done, floors[half:]).slope
+    per_minute = statistics.linear_regression(range(len(floors) - half), floors[half:]).slope
+    broken = []
+    if end > base * GROWTH_LIMIT[0] and end - base > GROWTH_LIMIT[1]:
+        broken.append(f"grew from {base:.0f} MB to {end:.0f} MB over the second half")
+    if per_action > SLOPE_LIMIT:
+        broken.append(f"still growing {per_action:.2f} MB per 1000 actions in the second half")
+    verdict = {"baseline_minute": half + 1, "baseline_mb": base, "end_mb": end}
+    slopes = {"mb_per_1000_actions": round(per_action, 3), "mb_per_min": round(per_minute, 2)}
+    return {**verdict, **slopes, "levelled": not broken}, broken
 
 
 def _memory(log: Log, seconds: float) -> tuple[list[dict[str, Any]], list[str]]:
-    """RSS after the warm-up (the first minute) against the end; judged on runs of 4 minutes
-    or more only (a shorter run is still warming caches and pools)."""
-    out, broken = [], []
-    for samples in log.rss.values():
-        if len(samples) < 4:
-            continue
-        warm = [kb for t, kb in samples if t >= min(60.0, samples[-1][0] / 4)]
-        first, last = warm[: max(1, len(warm) // 5)], warm[-max(1, len(warm) // 5) :]
-        start_mb, end_mb = statistics.median(first) / 1024, statistics.median(last) / 1024
-        out.append({"start_mb": round(start_mb, 1), "end_mb": round(end_mb, 1)})
-        if seconds >= 240 and end_mb > start_mb * 1.25 and end_mb - start_mb > 40:
-            broken.append(f"server memory grew from {start_mb:.0f} MB to {end_mb:.0f} MB")
+    """Per server: the floor (lowest) and peak RSS of each minute, and the verdict on runs of
+    ``JUDGED_MINUTES`` minutes or more."""
+    out: list[dict[str, Any]] = []
+    broken: list[str] = []
+    whole = int(seconds // 60)
+    actions = [sum(log.by_minute[m] for m in range(end + 1)) for end in range(whole)]
+    for number, samples in enumerate(log.rss.values(), 1):
+        minutes = _per_minute(samples, whole)
+        floors = [round(min(m), 1) for m in minutes]
+        entry: dict[str, Any] = {"server": number, "floor_mb": floors}
+        entry["peak_mb"] = [round(max(m), 1) for m in minutes]
+        if len(floors) >= JUDGED_MINUTES:
+            verdict, problems = _judge_memory(floors, actions[: len(floors)])
+            entry.update(verdict)
+            broken += [f"server {number} memory {problem}" for problem in problems]
+        out.append(entry)
     return out, broken
+
+
+def _load(log: Log, seconds: float, before: float) -> dict[str, Any]:
+    """The 1-minute load average before the soak started and in each of its minutes (mean)."""
+    minutes = [[v for t, v in log.load if int(t // 60) == m] for m in range(int(seconds // 60))]
+    during = [round(statistics.mean(m), 2) for m in minutes if m]
+    peak = max((v for _, v in log.load), default=0.0)
+    return {"before": before, "per_minute": during, "max": peak}
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -307,9 +427,7 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else 0.0
 
 
-def _report(
-    seconds: float, log: Log, checks: dict[str, Any], memory: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _report(seconds: float, log: Log, checks: dict[str, Any], **more: Any) -> dict[str, Any]:
     total = sum(len(v) for v in log.latency.values())
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -331,25 +449,36 @@ def _report(
             }
             for a, v in sorted(log.latency.items())
         },
-        "memory": memory,
+        **more,
         **checks,
     }
 
 
 def _markdown(r: dict[str, Any]) -> str:
+    load = r["load"]
     lines = [
         "# Soak: mixed load against 2 servers on one PostgreSQL",
         "",
         f"Run {r['date']}, {r['seconds']} s (`SOAK_SECONDS`), {r['machine']}. Load and servers "
         "share the machine (loopback); written by `bench/soak.py` (`make soak`).",
         "",
-        f"- {r['requests']} actions, {r['per_second']}/s (an action is 1 to 3 requests); "
+        f"- {r['requests']} actions, {r['per_second']}/s (an action is 1 to 4 requests); "
         f"final status of each: {r['status']}",
         f"- {r['accepts']} codes accepted (each at most once across both servers); "
-        f"{r['audit_validations']} validations audited; {r['tokens']} tokens at the end",
+        f"{r['audit_validations']} validations audited; {r['tokens']} tokens and "
+        f"{r['users']} users at the end; "
+        f"{r['accepted_again_as_another_step']} replays accepted as the code of another step "
+        "(the same 6 digits: right, and counted as that step's accept)",
         f"- request errors: {r['error_count']}; broken invariants: {len(r['broken'])}",
-        "- server memory (RSS after warm-up → end): "
-        + ", ".join(f"{m['start_mb']} → {m['end_mb']} MB" for m in r["memory"]),
+        f"- machine load (1-minute load average): {load['before']} before the soak started, "
+        f"{min(load['per_minute'], default=0)} to {max(load['per_minute'], default=0)} "
+        f"(minute means) during it, at most {load['max']}",
+        "",
+        *_memory_lines(r["memory"], load["per_minute"]),
+        "",
+        "Latencies depend on the machine's load, the memory verdict does not: the soak's own "
+        "2 servers, 6 client threads and PostgreSQL share the cores with whatever else runs. "
+        "A load above the core count means requests waited for a CPU.",
         "",
         "| action | requests | p50 ms | p95 ms | p99 ms |",
         "|---|---|---|---|---|",
@@ -361,52 +490,95 @@ def _markdown(r: dict[str, Any]) -> str:
         "Invariants checked afterwards: no 5xx and no failed request; each code accepted "
         "at most once; every accept a client saw audited, none more, and under the token's "
         "last_step; every fail_count equal to its audit; every secret opens with a fresh "
-        "key ring; memory within 25 % / 40 MB of the warmed-up size (judged on runs of 4 minutes "
-        "or more).",
+        f"key ring; memory levelled off (runs of {JUDGED_MINUTES} minutes or more).",
     ]
     for line in r["broken"] + r["errors"]:
         lines.append(f"- BROKEN: {line}")
     return "\n".join(lines) + "\n"
 
 
+def _memory_lines(memory: list[dict[str, Any]], load: list[float]) -> list[str]:
+    """The RSS table (floor / peak of each minute, per server) and the verdicts."""
+    lines = [
+        "Server memory, each minute: the floor (lowest RSS of the minute's 60 samples) / the "
+        "peak. A peak is the floor plus one to three web sign-ins' argon2 hashes (64 MiB each "
+        "while it runs, given back after); the floor is what stays.",
+        "",
+        "| minute | " + " | ".join(f"server {m['server']} MB" for m in memory) + " | load |",
+        "|---|" + "---|" * len(memory) + "---|",
+    ]
+    for i, minute_load in enumerate(load):
+        cells = [
+            f"{m['floor_mb'][i]} / {m['peak_mb'][i]}" if i < len(m["floor_mb"]) else "n/a"
+            for m in memory
+        ]
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + f" | {minute_load} |")
+    lines.append("")
+    for m in memory:
+        if "levelled" not in m:
+            lines.append(f"- server {m['server']}: not judged (under {JUDGED_MINUTES} minutes)")
+            continue
+        lines.append(
+            f"- server {m['server']}: floor {m['baseline_mb']} MB in minute "
+            f"{m['baseline_minute']} (the baseline: start of the second half), "
+            f"{m['end_mb']} MB in the last; slope over the second half "
+            f"{m['mb_per_1000_actions']} MB per 1000 actions (limit {SLOPE_LIMIT}; "
+            f"{m['mb_per_min']} MB/min): "
+            + ("levelled off" if m["levelled"] else "NOT levelled off")
+        )
+    return lines
+
+
+def _soak(settings: Settings, setup: dict[str, Any], seconds: float) -> tuple[Log, float]:
+    """Start the 2 servers, load them for ``seconds`` while sampling, stop them."""
+    env = dict(os.environ, KEYFOB_KEY_FILE=str(settings.key_file), PYTHONUNBUFFERED="1")
+    servers = [_start_server(settings.db, env) for _ in range(2)]
+    log, stop = Log(), threading.Event()
+    sampler = threading.Thread(target=_sample_memory, args=([p.pid for p, _ in servers], log, stop))
+    started = log.started = time.monotonic()
+    sampler.start()
+    deadline = started + seconds
+    urls = [u for _, u in servers]
+    workers = [
+        threading.Thread(target=Worker(urls, setup, log, i).run, args=(deadline,))
+        for i in range(WORKERS)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=seconds + 120)
+    elapsed = time.monotonic() - started
+    stop.set()
+    sampler.join()
+    for proc, _ in servers:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return log, elapsed
+
+
 def main() -> int:
+    """Soak, check, write the figures. A database with a broken invariant (memory aside) is
+    kept for the post-mortem: its name is printed (the key file is not kept)."""
     seconds = float(os.environ.get("SOAK_SECONDS", "600"))
+    load_before = _load_average()  # others' work only: nothing of the soak runs yet
     database = TempDatabase("keyfob_soak")
-    db = database.url
+    keep = False
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(db=db, key_file=Path(tmp) / "keyfob.key")
-        env = dict(os.environ, KEYFOB_KEY_FILE=str(settings.key_file), PYTHONUNBUFFERED="1")
+        settings = Settings(db=database.url, key_file=Path(tmp) / "keyfob.key")
         try:
             setup = _setup(settings)
-            servers = [_start_server(db, env) for _ in range(2)]
-            log, stop = Log(), threading.Event()
-            sampler = threading.Thread(
-                target=_sample_memory, args=([p.pid for p, _ in servers], log, stop)
-            )
-            sampler.start()
-            started = time.monotonic()
-            deadline = started + seconds
-            urls = [u for _, u in servers]
-            workers = [
-                threading.Thread(target=Worker(urls, setup, log, i).run, args=(deadline,))
-                for i in range(WORKERS)
-            ]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join(timeout=seconds + 120)
-            elapsed = time.monotonic() - started
-            stop.set()
-            sampler.join()
-            for proc, _ in servers:
-                proc.terminate()
-                proc.wait(timeout=30)
-            checks = _invariants(settings, log)
+            log, elapsed = _soak(settings, setup, seconds)
+            checks = _invariants(settings, setup, log)
+            keep = bool(checks["broken"])
             memory, grown = _memory(log, elapsed)
             checks["broken"] += grown
-            result = _report(elapsed, log, checks, memory)
+            load = _load(log, elapsed, load_before)
+            result = _report(elapsed, log, checks, memory=memory, load=load)
         finally:
-            database.drop()
+            if keep:
+                print(f"kept the database for a post-mortem: {database.url}", file=sys.stderr)
+            else:
+                database.drop()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "soak.md").write_text(_markdown(result))
