@@ -262,3 +262,52 @@ def test_two_apps_are_told_apart(api, lena: Methods, clock: Clock) -> None:
     assert _signed_in(api, second.at(clock.now)).signed_in_with == second_id
     clock.advance(30)
     assert _signed_in(api, lena.app.at(clock.now)).signed_in_with == lena.app_id
+
+
+def test_a_token_lost_while_its_code_signs_in_opens_no_session(
+    api, lena: Methods, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the code is accepted, the helpdesk marks the token lost (no session of it to
+    end yet), then the sign-in writes its session. That session must not let anyone in."""
+    from keyfob.server.web import auth_pages
+
+    real_promote = sessions.promote
+
+    def promote_after_the_helpdesk(ctx: Any, session: Any, signed_in_with: str | None) -> str:
+        helpdesk.mark_lost(ctx, SERIAL, actor="helpdesk@example.com")
+        return real_promote(ctx, session, signed_in_with)
+
+    monkeypatch.setattr(auth_pages.sessions, "promote", promote_after_the_helpdesk)
+    browser = Browser(api)
+    assert browser.sign_in().headers["location"] == "/login/code"
+    assert browser.code(lena.fob.at(clock.now)).status_code == 303
+    assert browser.client.get("/").headers["location"] == "/login"
+    with api.ctx.engine.connect() as conn:  # the row is there; load() refuses it
+        assert conn.execute(sa.select(web_sessions.c.signed_in_with)).scalars().all() == [
+            lena.fob_id
+        ]
+    monkeypatch.undo()
+    clock.advance(30)
+    assert _signed_in(api, lena.app.at(clock.now)).signed_in_with == lena.app_id  # the app: yes
+
+
+def test_a_session_that_does_not_say_how_it_signed_in_ends_with_a_lost_token(
+    api, lena: Methods, clock: Clock
+) -> None:
+    """A full session from before revision 0009 might have been opened by the lost token:
+    marking any of its user's tokens lost (or retiring one) signs it out; another user's
+    session of that kind stays."""
+    other = "omar@example.com"
+    accounts.create_user(api.ctx, other, password=PASSWORD, one_time=False)
+    legacy, bystander = Browser(api), Browser(api)
+    user, omar = accounts.get_user(api.ctx, USER), accounts.get_user(api.ctx, other)
+    legacy.client.cookies.set(sessions.COOKIE, sessions.create(api.ctx, user, "full"))
+    bystander.client.cookies.set(sessions.COOKIE, sessions.create(api.ctx, omar, "full"))
+    current = _signed_in(api, lena.app.at(clock.now))
+    assert legacy.client.get("/").status_code == 200
+    helpdesk.mark_lost(api.ctx, SERIAL, actor="helpdesk@example.com")
+    assert legacy.client.get("/").headers["location"] == "/login"
+    assert bystander.client.get("/").status_code == 200
+    assert current.client.get("/").status_code == 200  # it says it was the app
+    (row,) = _lost_rows(api)
+    assert row.details["sessions_ended"] == 1

@@ -75,7 +75,7 @@ def mark_lost(
             )
         values = state_values(token.verification.reset_resync())
         repo.update_token(conn, token.id, state=TokenStatus.LOST, lost_at=ctx.now_dt(), **values)
-        ended = repo.end_sessions_signed_in_with(conn, token.id)
+        ended = repo.end_sessions_signed_in_with(conn, token.id, token.owner_id)
         return token.owner, {"was": str(token.state), "sessions_ended": ended}
 
     token = _change(ctx, serial, "token.lost", lose, actor=actor, client=client)
@@ -128,7 +128,7 @@ def retire(
         )
         if token.owner_id is not None:  # their second factor for good, whatever the row becomes
             repo.update_user(conn, token.owner_id, token_retired_at=now)
-        ended = repo.end_sessions_signed_in_with(conn, token.id)
+        ended = repo.end_sessions_signed_in_with(conn, token.id, token.owner_id)
         return token.owner, {"was": str(token.state), "sessions_ended": ended}
 
     return _change(ctx, serial, "token.retire", end, actor=actor, client=client)

@@ -244,12 +244,20 @@ def has_second_factor(conn: Connection, user_id: str) -> bool:
     return conn.execute(select(owned.union_all(retired).exists())).scalar_one()
 
 
-def end_sessions_signed_in_with(conn: Connection, token_id: str) -> int:
+def end_sessions_signed_in_with(conn: Connection, token_id: str, owner_id: str | None) -> int:
     """Sign out every web session that a code of this token opened (it was lost or retired:
-    whoever holds it must not stay signed in); how many there were."""
-    return conn.execute(
-        delete(web_sessions).where(web_sessions.c.signed_in_with == token_id)
-    ).rowcount
+    whoever holds it must not stay signed in), and every full session of its owner that does
+    not say how it signed in (opened before revision 0009: it may have been this token); how
+    many there were."""
+    opened = web_sessions.c.signed_in_with == token_id
+    if owner_id is not None:
+        unknown = and_(
+            web_sessions.c.user_id == owner_id,
+            web_sessions.c.signed_in_with.is_(None),
+            web_sessions.c.stage == "full",
+        )
+        opened = or_(opened, unknown)
+    return conn.execute(delete(web_sessions).where(opened)).rowcount
 
 
 def count_methods(conn: Connection, user_id: str) -> int:

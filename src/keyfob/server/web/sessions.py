@@ -6,7 +6,7 @@ its id is replaced at every promotion, so a session fixed before sign-in is wort
 A full session remembers how it was signed in (``signed_in_with``): the id of the token whose
 code was typed, :data:`TAP` or :data:`PASSWORD`. The self-service page lets a user mark their
 *other* tokens lost with it, and a token marked lost or retired signs out what it opened
-(``repo.end_sessions_signed_in_with``)."""
+(``repo.end_sessions_signed_in_with``; :func:`load` refuses what a race left behind)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,18 @@ from sqlalchemy import delete, insert, select
 
 from keyfob.server.context import ServerContext
 from keyfob.server.store.records import UserRecord
-from keyfob.server.store.schema import users, web_sessions
+from keyfob.server.store.schema import tokens, users, web_sessions
+from keyfob.server.store.vocab import TokenStatus
 
 COOKIE = "kf_session"
 FULL_TTL = timedelta(hours=8)
 PASSWORD_STAGE_TTL = timedelta(minutes=5)
 TAP = "tap"  # signed in with a temporary access passcode (server/tap.py)
 PASSWORD = "password"  # signed in with the password alone: the user had no second factor
+# A session whose token is in one of these states is over, whenever it was opened: marking a
+# token lost ends the sessions it opened, and this closes the race with a sign-in that
+# checked its code just before and wrote its session just after.
+_ENDED = (TokenStatus.LOST, TokenStatus.RETIRED)
 
 
 def _hash(value: str) -> str:
@@ -79,15 +84,20 @@ def load(ctx: ServerContext, value: str | None) -> WebSession | None:
                 web_sessions.c.csrf.label("s_csrf"),
                 web_sessions.c.expires_at.label("s_expires"),
                 web_sessions.c.signed_in_with.label("s_with"),
+                tokens.c.state.label("s_token_state"),
             )
-            .select_from(web_sessions.join(users, users.c.id == web_sessions.c.user_id))
+            .select_from(
+                web_sessions.join(users, users.c.id == web_sessions.c.user_id).outerjoin(
+                    tokens, tokens.c.id == web_sessions.c.signed_in_with
+                )
+            )
             .where(web_sessions.c.id == _hash(value))
         ).first()
     if row is None:
         return None
     m = row._mapping
     user = UserRecord.from_row(row)
-    if m["s_expires"] < ctx.now_dt() or user.disabled:
+    if m["s_expires"] < ctx.now_dt() or user.disabled or m["s_token_state"] in _ENDED:
         return None
     return WebSession(_hash(value), user, m["s_stage"], m["s_csrf"], m["s_expires"], m["s_with"])
 
