@@ -870,6 +870,9 @@ def report(results: dict[str, Any]) -> str:
         f"{meta['elapsed']:.0f} s in all "
         f"(budget {meta['budget']:.0f} s); one-time privacyIDEA setup took "
         f"{meta.get('privacyidea_setup_seconds', '?')} s |",
+        "| seconds per part | "
+        + ", ".join(f"{k} {v:.0f}" for k, v in meta.get("part_seconds", {}).items())
+        + " |",
         "",
     ]
     if meta["skipped"] or meta["failed"]:
@@ -1137,6 +1140,7 @@ def main() -> int:
     ]
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
+    part_seconds: dict[str, float] = {}  # what each part took, to keep the estimates honest
     if not shutil.which("wrk"):
         print(
             "wrk is not installed: `apt-get install wrk` (Debian package wrk); "
@@ -1163,6 +1167,7 @@ def main() -> int:
             log(f"{part}: skipped, {why}")
             continue
         log(f"{part} …")
+        part_started = time.time()
         work = tmp / part
         work.mkdir()
         target: Target | None = None
@@ -1210,6 +1215,8 @@ def main() -> int:
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
                 engine.dispose()
         shutil.rmtree(work, ignore_errors=True)
+        part_seconds[part] = round(time.time() - part_started, 1)
+        log(f"{part}: {part_seconds[part]:.0f} s (estimated {cost[part]:.0f})")
     shutil.rmtree(tmp, ignore_errors=True)
 
     others = [r["other_cores"] for r in results["http"] + results["scale"]]
@@ -1243,6 +1250,7 @@ def main() -> int:
         "why_not_quiet": " ".join(why),
         "skipped": skipped,
         "failed": failed,
+        "part_seconds": part_seconds,
         "privacyidea_setup_seconds": setup_seconds,
     }
     RESULTS.mkdir(exist_ok=True)
