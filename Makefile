@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench lint venv system-deps clean fuzz soak lock audit
+.PHONY: run test bench profile lint venv system-deps clean fuzz soak lock audit
 
 # Every distribution comes from a lock file, pinned by hash (`make lock` regenerates both from
 # pyproject.toml): requirements/run.lock for the server and CLI, requirements/test.lock adds the
@@ -48,6 +48,12 @@ bench: $(TESTSTAMP)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
 	$(BIN)/python bench/setup_privacyidea.py
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_BUDGET=$(BENCH_BUDGET) $(BIN)/python bench/bench_compare.py
+
+## Where a validation's server CPU goes: py-spy samples both workers under wrk load (8
+## connections, SQLite) → bench/results/profile.md. Installs py-spy once into bench/.tools.
+profile: $(TESTSTAMP)
+	@command -v wrk >/dev/null || { echo "make profile needs wrk: apt-get install wrk" >&2; exit 1; }
+	$(BIN)/python bench/profile_validate.py
 
 ## Static checks (CI runs them before the tests): ruff lint + format, mypy --strict on src/.
 ## Re-resolve the lock files after a change of dependencies in pyproject.toml (needs PyPI).

@@ -67,7 +67,8 @@ SECRET = "bench-radius-secret-0123456789"
 USERS = int(os.environ.get("KEYFOB_BENCH_RADIUS_USERS", "6000"))
 # radclient -p: requests outstanding at most, as wrk's connections in bench_compare.py
 PARALLEL = tuple(int(p) for p in os.environ.get("KEYFOB_BENCH_RADIUS_PARALLEL", "8,64").split(","))
-PROCESSES = (1, 2)
+# keyfob radius processes per row set; make bench asks for 2 only, as REST runs 2 workers
+PROCESSES = tuple(int(p) for p in os.environ.get("KEYFOB_BENCH_RADIUS_PROCESSES", "1,2").split(","))
 WARM_UP = 500  # users asked before the rows of a server start: imports, caches, connections
 RUN_LIMIT = 120.0  # seconds one radclient run may take before it is stopped (by its PID)
 KEYFOB = [sys.executable, "-c", "from keyfob.cli.main import run; run()"]
