@@ -281,7 +281,7 @@ def test_nul_in_the_path_query_and_basic_user_names_the_part(world: World) -> No
     assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/tokens", "/api/v1/audit"])
+@pytest.mark.parametrize("path", ["/api/v1/tokens", "/api/v1/audit", "/api/v1/users"])
 def test_an_offset_past_bigint_is_refused_with_a_hint(world: World, path: str) -> None:
     resp = world.send(_only(world, "GET", path), query={"offset": HUGE})
     assert resp.status_code == 422

@@ -64,7 +64,7 @@ def test_admin_commands(tmp_path, capsys, leak_watch) -> None:
     assert rotated["reencrypted"] == 2 and len(rotated["dropped_keys"]) == 1
     assert run(capsys, "admin", "--db", db, "user", "disable", "alice@example.com")[0] == 0
     code, out, _ = run(capsys, "admin", "--db", db, "user", "list", "--json")
-    assert json.loads(out)[0]["disabled"] is True
+    assert json.loads(out)["items"][0]["disabled"] is True
 
 
 def test_bad_seed_file_exit_code_and_lines(tmp_path, capsys) -> None:

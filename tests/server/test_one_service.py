@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from keyfob.cli.main import main
 from keyfob.server import accounts, auditlog, enrolment, inventory
 from keyfob.server.store import repo
-from keyfob.server.store.records import AuditFilter, TokenFilter
+from keyfob.server.store.records import AuditFilter, TokenFilter, UserFilter
 from keyfob.server.store.schema import tokens
 from keyfob.server.store.vocab import ApiRole, ImportAction, Role, TokenKind, TokenStatus
 from keyfob.server.web import sessions
@@ -168,6 +168,13 @@ def test_listings_go_through_the_same_service(
         rest.status_code == 422
         and pages(ADMIN).get("/admin/tokens?state=asleep").status_code == 400
     )
+
+    people = _recording(monkeypatch, accounts, "list_users")
+    rest = api.get("/api/v1/users", params={"prefix": "ANN", "role": "user"})
+    page = pages(ADMIN).get("/admin/users?prefix=ANN&role=user")
+    assert rest.status_code == page.status_code == 200
+    assert people == [UserFilter(prefix="ANN", role=Role.USER)] * 2
+    assert rest.json()["total"] == 1 and "1 user(s)." in page.text
 
 
 def test_services_return_records_that_read_back_as_the_stored_words(api: Api) -> None:

@@ -3,7 +3,10 @@ admin API keys only; an unknown user is a 404 and the only enabled admin a 409."
 
 from __future__ import annotations
 
+import pytest
+
 from keyfob.server import accounts
+from keyfob.server.store import repo
 
 from .conftest import Api
 
@@ -55,7 +58,7 @@ def test_the_only_enabled_admin_is_not_deleted(api: Api) -> None:
     assert resp.status_code == 409
     assert resp.json()["error"]["code"] == "conflict"
     assert "only enabled admin" in resp.json()["error"]["message"]
-    assert "root@example.com" in [u.username for u in accounts.list_users(api.ctx)]
+    assert accounts.get_user(api.ctx, "root@example.com").role == "admin"
     # With a second admin, the first may go.
     accounts.create_user(api.ctx, "second@example.com", role="admin")
     assert api.delete("/api/v1/users/root@example.com").status_code == 200
@@ -69,5 +72,23 @@ def test_only_an_admin_key_may_delete(api: Api) -> None:
         resp = api.delete(f"/api/v1/users/{USER}", role=None, headers=headers)
         assert resp.status_code == 403, resp.text
     assert resp.json()["error"]["code"] == "forbidden"
-    assert USER in [u.username for u in accounts.list_users(api.ctx)]
+    assert accounts.get_user(api.ctx, USER).username == USER
     assert api.delete(f"/api/v1/users/{USER}", role=None).status_code == 401
+
+
+def test_the_admin_check_counts_and_a_disabled_admin_does_not_count(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def every_user(*_: object, **__: object) -> None:
+        raise AssertionError("deleting a user must not list every user")
+
+    monkeypatch.setattr(repo, "list_users", every_user)
+    accounts.create_user(api.ctx, "root@example.com", role="admin")
+    accounts.create_user(api.ctx, "off@example.com", role="admin")
+    accounts.set_disabled(api.ctx, "off@example.com", True, actor="test")
+    resp = api.delete("/api/v1/users/root@example.com")
+    assert resp.status_code == 409 and "only enabled admin" in resp.json()["error"]["message"]
+    # The disabled admin may go; then a plain user, which needs no count at all.
+    assert api.delete("/api/v1/users/off@example.com").status_code == 200
+    accounts.create_user(api.ctx, USER)
+    assert api.delete(f"/api/v1/users/{USER}").status_code == 200

@@ -4,6 +4,7 @@ the database (the server may be running or stopped)."""
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -30,11 +31,11 @@ from keyfob.cli.radius import client_app as radius_client_app
 from keyfob.server import accounts, inventory
 from keyfob.server.context import open_context
 from keyfob.server.enrolment import list_methods
-from keyfob.server.inputs import filter_word
+from keyfob.server.inputs import MAX_LIMIT, MAX_OFFSET, filter_word
 from keyfob.server.keyrotation import rotate_key
-from keyfob.server.store.records import TokenFilter
-from keyfob.server.store.vocab import TokenKind, TokenStatus
-from keyfob.server.views import api_key_view, token_view, tokens_view, user_view
+from keyfob.server.store.records import TokenFilter, UserFilter
+from keyfob.server.store.vocab import Role, TokenKind, TokenStatus
+from keyfob.server.views import api_key_view, token_view, tokens_view, user_view, users_view
 
 app = typer.Typer(
     cls=AdminGroup,
@@ -132,16 +133,63 @@ def user_add(
             typer.echo(f"one-time password: {password}")
 
 
+USERS_PAGE = 100
+
+
 @user_app.command("list")
-def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List users."""
-    users = accounts.list_users(admin_context(ctx))
+def user_list(
+    ctx: typer.Context,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LIMIT, help=f"Users in one page (1 to {MAX_LIMIT}).")
+    ] = USERS_PAGE,
+    offset: Annotated[
+        int, typer.Option(min=0, max=MAX_OFFSET, help="Users to skip: where the page starts.")
+    ] = 0,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Only usernames that start with this, in any case (% and _ match themselves)."
+        ),
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option(help="Only this role: user, helpdesk or admin.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List users by username, a page at a time (--limit, --offset); stderr says which part of
+    how many was shown and how to see the next page. --json prints
+    {"items", "total", "limit", "offset"}, as GET /api/v1/users answers."""
+    where = UserFilter(prefix, filter_word(Role, role, "role", hint="use user, helpdesk or admin"))
+    page = accounts.list_users(admin_context(ctx), where, limit=limit, offset=offset)
     if as_json:
-        print_json([user_view(u) for u in users])
+        print_json(users_view(page, limit=limit, offset=offset))
         return
-    for u in users:
+    for u in page.items:
         flags = " disabled" if u.disabled else ""
-        typer.echo(f"{u.username:<40} {u.role:<6}{flags}")
+        typer.echo(f"{u.username:<40} {u.role:<8}{flags}".rstrip())
+    typer.echo(_shown(page.total, len(page.items), limit, offset, prefix, role), err=True)
+
+
+def _shown(
+    total: int, count: int, limit: int, offset: int, prefix: str | None, role: str | None
+) -> str:
+    """Which users of how many a page showed, and the command that shows the next page."""
+    if total == 0:
+        return "no users match" if prefix or role else "no users"
+    if count == 0:
+        return (
+            f"showing none of {total}: --offset {offset} is past the last user; "
+            f"the last page starts at --offset {(total - 1) // limit * limit}"
+        )
+    line = f"showing {offset + 1}\N{EN DASH}{offset + count} of {total} user(s)"
+    if offset + count >= total:
+        return line
+    argv = ["keyfob", "admin", "user", "list"]
+    argv += ["--prefix", prefix] if prefix else []
+    argv += ["--role", role] if role else []
+    argv += ["--limit", str(limit)] if limit != USERS_PAGE else []
+    argv += ["--offset", str(offset + count)]
+    return f"{line}; next page: {shlex.join(argv)}"
 
 
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user's name (UPN).")]

@@ -22,9 +22,9 @@ from keyfob.formats.seeds import USERNAME_HINT
 from keyfob.server import auditlog, directory
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import Conflict, NotFound, ServiceError
-from keyfob.server.inputs import one_of
+from keyfob.server.inputs import USERNAME_MAX, one_of
 from keyfob.server.store import repo
-from keyfob.server.store.records import ApiKeyRecord, UserRecord
+from keyfob.server.store.records import ApiKeyRecord, Page, UserFilter, UserRecord
 from keyfob.server.store.vocab import ApiRole, Role, TokenKind
 
 MIN_PASSWORD = 10
@@ -107,9 +107,19 @@ def get_user(ctx: ServerContext, username: str) -> UserRecord:
         return user_named(conn, username)
 
 
-def list_users(ctx: ServerContext) -> list[UserRecord]:
+def list_users(
+    ctx: ServerContext, where: UserFilter | None = None, *, limit: int = 100, offset: int = 0
+) -> Page[UserRecord]:
+    """One page of users, by username, and how many match ``where``: the listing of the REST
+    API, the admin page and the CLI."""
+    prefix = where.prefix if where else None
+    if prefix and len(prefix) > USERNAME_MAX:  # SQLite refuses a LIKE pattern past 50 000 bytes
+        raise ServiceError(
+            f"prefix is {len(prefix)} characters long; no username is longer than {USERNAME_MAX}",
+            hint="search by the first few characters of the username",
+        )
     with ctx.engine.connect() as conn:
-        return repo.list_users(conn)
+        return repo.list_users(conn, where or UserFilter(), limit=limit, offset=offset)
 
 
 def set_disabled(
@@ -216,13 +226,13 @@ def delete_user(
     with ctx.begin() as conn:
         user = user_named(conn, username)
         repo.lock_user(conn, user.id)
-        if user.role == Role.ADMIN and not user.disabled:
-            admins = [u for u in repo.list_users(conn) if u.role == Role.ADMIN and not u.disabled]
-            if len(admins) <= 1:
-                raise Conflict(
-                    f"{user.username!r} is the only enabled admin",
-                    hint="make another admin first, or nobody could administer keyfob",
-                )
+        # One COUNT, and only when an enabled admin goes: never a read of every user.
+        enabled_admin = user.role == Role.ADMIN and not user.disabled
+        if enabled_admin and repo.count_enabled_admins(conn) <= 1:
+            raise Conflict(
+                f"{user.username!r} is the only enabled admin",
+                hint="make another admin first, or nobody could administer keyfob",
+            )
         deleted, returned = 0, list[str | None]()
         for token in repo.tokens_of(conn, user.id):
             if token.kind is TokenKind.CLASSIC:

@@ -26,6 +26,8 @@ CLIENT_MAX = 64  # audit.client
 USERNAME_MAX = 255  # users.username
 # Past any real inventory or audit trail, and far below PostgreSQL's bigint (OFFSET is one).
 MAX_OFFSET = 10**9
+# The most rows one page of a listing holds (users, tokens, the audit log): over REST and the CLI.
+MAX_LIMIT = 1000
 
 
 def forbidden_at(value: str) -> int | None:

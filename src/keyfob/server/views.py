@@ -63,6 +63,12 @@ def user_view(u: UserRecord) -> dict[str, Any]:
     )
 
 
+def users_view(page: Page[UserRecord], *, limit: int, offset: int) -> dict[str, Any]:
+    """One page of users as the REST API and ``keyfob admin user list --json`` answer it."""
+    items = [user_view(u) for u in page.items]
+    return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+
+
 def api_key_view(k: ApiKeyRecord) -> dict[str, Any]:
     """An API key's record: what it is, when it was made, last used and revoked; no hash."""
     return _pick(k, "id", "name", "role", "created_at", "last_used_at", "revoked_at")

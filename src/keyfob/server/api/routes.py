@@ -36,9 +36,9 @@ from keyfob.server.api.token_actions import token_action
 from keyfob.server.auditlog import Caller
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import ServiceError
-from keyfob.server.inputs import MAX_OFFSET
+from keyfob.server.inputs import MAX_LIMIT, MAX_OFFSET
 from keyfob.server.permissions import Op
-from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord
+from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord, UserFilter
 from keyfob.server.validation import validate
 from keyfob.server.views import (
     api_key_view,
@@ -47,6 +47,7 @@ from keyfob.server.views import (
     token_view,
     tokens_view,
     user_view,
+    users_view,
 )
 
 # One router per part of the API: its tag (the section of /docs) is said once.
@@ -70,6 +71,9 @@ AuditRead = Annotated[Principal, allow(Op.AUDIT_READ)]
 ApiKeys = Annotated[Principal, allow(Op.APIKEYS)]
 # Bounded: an OFFSET past PostgreSQL's bigint is a database error, not an empty page.
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (at most 10^9)")]
+Limit = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"rows in one page (1 to {MAX_LIMIT})")
+]
 # The sections of /docs, each with what every route in it needs.
 TAGS = [
     {"name": "validate", "description": "Needs an API key with role validate or admin."},
@@ -158,9 +162,22 @@ def post_user(body: UserBody, request: Request, who: UsersManage) -> dict[str, A
     return user_view(user)
 
 
-@users_api.get("/users", summary="List users")
-def get_users(request: Request, who: UsersRead) -> dict[str, Any]:
-    return {"items": [user_view(u) for u in accounts.list_users(_ctx(request))]}
+@users_api.get(
+    "/users",
+    summary="List users",
+    description="By username, a page at a time: total counts every user the filters match, "
+    "and offset + limit is where the next page starts. prefix matches the start of the "
+    "username in any case, with % and _ as plain characters; role keeps the users of one role.",
+)
+def get_users(
+    request: Request,
+    who: UsersRead,
+    where: Annotated[UserFilter, Depends()],  # the admin page's search, as query parameters
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    page = accounts.list_users(_ctx(request), where, limit=limit, offset=offset)
+    return users_view(page, limit=limit, offset=offset)
 
 
 @users_api.delete(
@@ -309,7 +326,7 @@ def get_tokens(
     request: Request,
     who: TokensRead,
     where: Annotated[TokenFilter, Depends()],  # the admin page's filter, as query parameters
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     ctx = _ctx(request)
@@ -412,7 +429,7 @@ def get_audit(
     request: Request,
     who: AuditRead,
     where: Annotated[AuditFilter, Depends()],  # the admin page's filter, as query parameters
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     page = auditlog.query(_ctx(request), where, limit=limit, offset=offset)

@@ -182,6 +182,14 @@ class TokenFilter:
 
 
 @dataclass(frozen=True)
+class UserFilter:
+    """Which users a listing shows; None leaves a property unfiltered."""
+
+    prefix: str | None = None  # the start of the username, any case; % and _ are plain characters
+    role: Role | None = None
+
+
+@dataclass(frozen=True)
 class AuditFilter:
     """Which audit rows a listing shows; None leaves a property unfiltered."""
 

@@ -46,6 +46,7 @@ from keyfob.server.store.records import (
     Page,
     TokenFilter,
     TokenRecord,
+    UserFilter,
     UserRecord,
     state_values,
 )
@@ -120,14 +121,28 @@ def update_user(conn: Connection, user_id: str, **values: Any) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
-def list_users(conn: Connection) -> list[UserRecord]:
-    return [
-        UserRecord.from_row(r) for r in conn.execute(select(users).order_by(users.c.username_key))
-    ]
+def list_users(
+    conn: Connection, where: UserFilter, *, limit: int = 100, offset: int = 0
+) -> Page[UserRecord]:
+    """One page of users by :func:`user_key` (unique, so pages never overlap or skip), and how
+    many match. The prefix is compared case-folded, its ``%`` and ``_`` escaped: they match
+    themselves, not any character."""
+    conds = _conditions(
+        (where.prefix, lambda v: users.c.username_key.startswith(user_key(v), autoescape=True)),
+        (where.role, lambda v: users.c.role == v),
+    )
+    query = select(users).order_by(users.c.username_key)
+    return _page(conn, query, users, conds, UserRecord.from_row, limit=limit, offset=offset)
 
 
 def count_users(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(users)).scalar_one()
+
+
+def count_enabled_admins(conn: Connection) -> int:
+    """How many users have role admin and are not disabled (one COUNT, no rows read)."""
+    query = select(func.count()).where(users.c.role == Role.ADMIN, users.c.disabled.is_(False))
+    return conn.execute(query).scalar_one()
 
 
 def delete_user(conn: Connection, user_id: str) -> None:

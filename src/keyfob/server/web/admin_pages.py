@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from keyfob.errors import KeyfobError
 from keyfob.server import accounts, auditlog, enrolment, helpdesk, inventory, tap
 from keyfob.server.inputs import MAX_OFFSET, STORABLE, E, filter_word
-from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord
-from keyfob.server.store.vocab import TokenKind, TokenStatus
+from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord, UserFilter
+from keyfob.server.store.vocab import Role, TokenKind, TokenStatus
 from keyfob.server.views import token_view, user_view
 from keyfob.server.web import sessions
 from keyfob.server.web.common import (
@@ -63,14 +63,24 @@ def index(request: Request) -> Response:
 # --- users -------------------------------------------------------------------------------
 
 
-def _users(request: Request) -> list[dict[str, Any]]:
-    return [user_view(u) for u in accounts.list_users(ctx_of(request))]
+def _users(request: Request, prefix: str = "", role: str = "", page: int = 1) -> dict[str, Any]:
+    """One page of the user list under the search form's fields ("" is "any"), with what the
+    template needs to show the page and link the others."""
+    page = _page(page)
+    where = UserFilter(prefix or None, _word(Role, role, "role"))
+    found = accounts.list_users(ctx_of(request), where, limit=PAGE, offset=(page - 1) * PAGE)
+    return {
+        "users": [user_view(u) for u in found.items],
+        **_pages(page, found.total),
+        "f": {"prefix": prefix, "role": role},
+    }
 
 
 @router.get("/users", response_class=HTMLResponse, summary="Users")
-def users(request: Request) -> Response:
+def users(request: Request, prefix: str = "", role: str = "", page: int = 1) -> Response:
     session = admin(request)
-    return render(request, "admin/users.html", session=session, users=_users(request))
+    listed = _users(request, prefix, role, page)
+    return render(request, "admin/users.html", session=session, **listed)
 
 
 @router.post("/users", response_class=HTMLResponse, summary="Add a user")
@@ -85,7 +95,7 @@ def add_user(
         )
     except KeyfobError as exc:
         page = "admin/users.html"
-        return form_error(request, page, exc, session=session, users=_users(request))
+        return form_error(request, page, exc, session=session, **_users(request))
     return _password_shown(request, session, user.username, password)
 
 
