@@ -203,6 +203,10 @@ def _wrk(
     line = next(ln for ln in out.splitlines() if ln.startswith("KEYFOB "))
     data = json.loads(line.removeprefix("KEYFOB "))
     data["per_second"] = round(data["requests"] / data["seconds"], 1)
+    full = next((ln for ln in out.splitlines() if ln.startswith("BENCH ")), None)
+    if full:  # the script's own count of accepts and refusals, read from every answer
+        counted = json.loads(full.removeprefix("BENCH "))
+        data.update(accepts=counted["accepts"], rejects=counted["rejects"])
     bodies.unlink()
     return data
 

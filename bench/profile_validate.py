@@ -14,7 +14,7 @@ once into the git-ignored ``bench/.tools`` virtualenv, not into the project's. S
 Python stacks: time inside C code (SQLite, HMAC, the socket send) counts for the Python frame
 that called it, which is what the buckets want.
 
-Environment: ``PROFILE_SECONDS`` (default 15), ``PROFILE_USERS`` (default 20000).
+Environment: ``PROFILE_SECONDS`` (default 15), ``PROFILE_USERS`` (default 60000: none asked twice).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 TOOLS = HERE / ".tools"
 OUT = HERE / "results" / "profile.md"
 SECONDS = int(os.environ.get("PROFILE_SECONDS", "15"))
-USERS = int(os.environ.get("PROFILE_USERS", "20000"))
+USERS = int(os.environ.get("PROFILE_USERS", "60000"))  # no user asked twice: all accepts
 RATE = 250  # samples a second per process
 
 # (bucket, pattern on "function (file:line)"): the innermost frame that matches decides.
@@ -149,25 +149,33 @@ def profile(tmp: Path) -> dict[str, object]:
         _wait_healthy(url)
         bench_server._wrk(url, key, population[:4000], 3, 8)  # warm-up
         workers = children(server.pid)
-        spy_argv = [py_spy(), "record", "--pid", str(server.pid), "--subprocesses"]
-        spy_argv += ["--nonblocking", "--rate", str(RATE), "--duration", str(SECONDS + 2)]
-        spy_argv += ["--format", "raw", "--output", str(raw)]
-        spy = subprocess.Popen(
-            spy_argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        spies = [spy_on(pid, raw.with_suffix(f".{pid}.txt")) for pid in workers]
         time.sleep(1)
         before = cpu_seconds(workers)
         result = bench_server._wrk(url, key, population[4000:], SECONDS, 8)
         cpu = cpu_seconds(workers) - before
-        _, err = spy.communicate(timeout=SECONDS + 60)
-        if spy.returncode != 0 or not raw.exists():
-            raise SystemExit(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
+        for spy in spies:
+            _, err = spy.communicate(timeout=SECONDS + 60)
+            if spy.returncode != 0:
+                raise SystemExit(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
+        raw.write_text("".join(p.read_text() for p in raw.parent.glob("profile.*.txt")))
     finally:
         server.terminate()
         server.wait(timeout=15)
-    return {"raw": raw, "requests": result["requests"], "cpu": cpu, "seconds": result["seconds"]}
+    return {
+        "raw": raw,
+        "requests": result["requests"],
+        "accepts": result.get("accepts", "?"),
+        "cpu": cpu,
+        "seconds": result["seconds"],
+    }
+
+
+def spy_on(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling one worker (one per worker: ``--subprocesses`` can miss them)."""
+    argv = [str(py_spy()), "record", "--pid", str(pid), "--nonblocking", "--rate", str(RATE)]
+    argv += ["--duration", str(SECONDS + 2), "--format", "raw", "--output", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _wait_healthy(url: str) -> None:
@@ -193,7 +201,8 @@ def report(run: dict[str, object], direct_ms: float) -> str:
         f"connections for {SECONDS} s (every request a different user with a current code),",
         f"both workers sampled by py-spy at {RATE} Hz. Load average {load:.2f} at the end.",
         "",
-        f"- requests: {requests:,} in {float(str(run['seconds'])):.1f} s; "
+        f"- requests: {requests:,} in {float(str(run['seconds'])):.1f} s, {run['accepts']:,} "
+        "of them accepted; "
         f"server CPU {per_request:.2f} ms per request",
         f"- `validation.validate` called in process (no HTTP): {direct_ms:.3f} ms per accept",
         f"- busy samples: {total:,} (idle waits in epoll are not sampled)",

@@ -15,6 +15,7 @@ import uvicorn
 from keyfob.server import accounts
 from keyfob.server.api.app import create_app
 from keyfob.server.api.asgi import uvicorn_proxy_options
+from keyfob.server.api.one_write import HTTP_PROTOCOL
 from keyfob.server.configfile import (
     CONFIG_ENV,
     Config,
@@ -237,7 +238,8 @@ def _run_http(
             port=port,
             workers=workers,
             log_level=log_level,
+            http=HTTP_PROTOCOL,
             **proxy,
         )
         return
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **proxy)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=HTTP_PROTOCOL, **proxy)
