@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pyotp
 
 from keyfob.otp import hotp
-from keyfob.server import accounts
+from keyfob.server import accounts, auditlog
 from testkit import T0, Clock, wrong_code
 
 
@@ -295,6 +295,62 @@ def test_audit_filters_and_paging(api, clock: Clock) -> None:
     assert imports["items"][0]["details"]["created"] == 3
     since = api.get("/api/v1/audit", params={"since": "2030-01-01T00:00:00Z"}).json()
     assert since["total"] == 0
+
+
+# Serials and audit actions that hold LIKE's wildcards (and SQLAlchemy's escape character),
+# each beside one that the wildcard, taken as a wildcard, would also match.
+WILD_SERIALS = ["A_1", "AX1", "5%0", "500", "x/y", "xy"]
+WILD_CSV = "".join(
+    f"{s}, 31323334353637383930313233343536373839{i:02d}\n" for i, s in enumerate(WILD_SERIALS)
+)
+
+
+def _serials(api, prefix: str) -> list[str]:
+    resp = api.get("/api/v1/tokens", params={"serial": prefix})
+    assert resp.status_code == 200, resp.text
+    return sorted(t.get("serial") or t["reported_serial"] for t in resp.json()["items"])
+
+
+def test_the_token_serial_filter_takes_percent_and_underscore_literally(api, clock: Clock) -> None:
+    api.watch.secrets.update(line.split(", ")[1] for line in WILD_CSV.splitlines())
+    assert _import(api, WILD_CSV).json()["created"] == len(WILD_SERIALS)
+    assert _serials(api, "A_") == ["A_1"]
+    assert _serials(api, "5%") == ["5%0"]
+    assert _serials(api, "%") == _serials(api, "_") == _serials(api, "%0") == []
+    assert _serials(api, "x/") == ["x/y"]
+    assert _serials(api, "A") == ["AX1", "A_1"]  # still a prefix, not an exact match
+    # The serial a user reported when enrolling a programmable token is matched the same way.
+    _user(api)
+    for serial in ("P_1", "PX1"):
+        token_id, totp = _enrol(api, clock, kind="programmable")
+        resp = api.post(
+            f"/api/v1/users/alice@example.com/tokens/{token_id}/verify",
+            json={"code": totp.at(clock.now), "serial": serial},
+        )
+        assert resp.status_code == 200, resp.text
+    assert _serials(api, "P_") == ["P_1"]
+    assert _serials(api, "P") == ["PX1", "P_1"]
+
+
+def _actions(api, prefix: str) -> list[str]:
+    resp = api.get("/api/v1/audit", params={"action": prefix, "limit": 1000})
+    assert resp.status_code == 200, resp.text
+    return sorted(i["action"] for i in resp.json()["items"])
+
+
+def test_the_audit_action_filter_takes_percent_and_underscore_literally(api, clock: Clock) -> None:
+    with api.ctx.begin() as conn:
+        for action in ("wild.a_b", "wild.axb", "wild.5%", "wild.50", "wild.x/y", "wild.xy"):
+            auditlog.record(conn, api.ctx, actor="test", action=action, outcome="success")
+    assert _actions(api, "wild.a_") == ["wild.a_b"]
+    assert _actions(api, "wild.5%") == ["wild.5%"]
+    assert _actions(api, "wild.x/") == ["wild.x/y"]
+    assert _actions(api, "%") == _actions(api, "_") == _actions(api, "%.a") == []
+    # Real actions: an underscore does not stand for the dot, nor % for a part.
+    accounts.create_user(api.ctx, "someone@example.com")
+    assert _actions(api, "user.create") == ["user.create"]
+    assert _actions(api, "user_create") == _actions(api, "%create") == []
+    assert len(_actions(api, "wild.")) == 6  # still a prefix, not an exact match
 
 
 def test_ops_endpoints(api, clock: Clock) -> None:

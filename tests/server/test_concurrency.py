@@ -1,5 +1,5 @@
 """A code is accepted at most once: 20 threads racing in one process, and two `keyfob serve`
-processes racing on one PostgreSQL."""
+processes racing on one PostgreSQL. Two admins taken away at once leave one."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pyotp
+import pytest
 
 from keyfob.server import accounts, enrolment
-from keyfob.server.context import open_context
+from keyfob.server.context import ServerContext, open_context
+from keyfob.server.errors import Conflict
 from keyfob.server.settings import Settings
+from keyfob.server.store import repo
 from keyfob.server.validation import validate
 from testkit import serve
 
@@ -79,3 +82,57 @@ def test_two_server_processes_on_one_postgresql(pg_database, tmp_path, leak_watc
         leak_watch.log.write(one.output + two.output)
     finally:
         ctx.engine.dispose()
+
+
+def _take_away(ctx: ServerContext, change: str, username: str) -> None:
+    if change == "delete":
+        accounts.delete_user(ctx, username, actor="test")
+    else:
+        accounts.set_disabled(ctx, username, True, actor="test")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [("delete", "delete"), ("disable", "disable"), ("delete", "disable")],
+    ids=["two deletes", "two disables", "a delete and a disable"],
+)
+def test_two_admins_taken_away_at_once_leave_one(ctx, clock, monkeypatch, changes) -> None:
+    """Two threads, each with its own context (its own engine, and on SQLite its own write
+    mutex: as two processes would be), each take one of the only two enabled admins away.
+    Each holds its transaction open a while after the last-admin check, so that a check that
+    did not lock would let both pass; with the lock, the second waits, sees the first's
+    change, and is refused with the usual 409."""
+    admins = ["first@example.com", "second@example.com"]
+    for name in admins:
+        accounts.create_user(ctx, name, role="admin")
+    checked = accounts.keep_an_admin
+
+    def slow_check(conn, user) -> None:
+        checked(conn, user)
+        time.sleep(0.3)  # the change and the commit come after this
+
+    monkeypatch.setattr(accounts, "keep_an_admin", slow_check)
+    other = open_context(ctx.settings, clock=clock)
+    barrier = threading.Barrier(2)
+
+    def attempt(i: int) -> Conflict | None:
+        barrier.wait()
+        try:
+            _take_away((ctx, other)[i], changes[i], admins[i])
+        except Conflict as refused:
+            return refused
+        return None
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(attempt, range(2)))
+    finally:
+        other.engine.dispose()
+    refused = [(admins[i], r) for i, r in enumerate(results) if r is not None]
+    assert len(refused) == 1, results
+    ((kept, error),) = refused
+    assert error.message == f"{kept!r} is the only enabled admin"
+    assert error.hint == "make another admin first, or nobody could administer keyfob"
+    with ctx.engine.connect() as conn:
+        assert repo.count_enabled_admins(conn) == 1
+    assert accounts.get_user(ctx, kept).disabled is False

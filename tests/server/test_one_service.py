@@ -107,6 +107,18 @@ def test_admin_token_refusals_have_the_api_status(api: Api, pages: Callable[[str
     assert rest.status_code == page.status_code == 409
 
 
+def test_the_only_enabled_admin_is_refused_alike_on_both(
+    api: Api, pages: Callable[[str], Page]
+) -> None:
+    """Disabled on the page or deleted over REST: the same 409 and message (it was not checked
+    on disable at all)."""
+    page = pages(ADMIN).post(f"/admin/users/{ADMIN}/disable")
+    rest = api.delete(f"/api/v1/users/{ADMIN}")
+    assert rest.status_code == page.status_code == 409
+    assert rest.json()["error"]["message"] in _said(page)
+    assert accounts.get_user(api.ctx, ADMIN).disabled is False
+
+
 def test_one_preshared_key_parser_for_both(api: Api, pages: Callable[[str], Page]) -> None:
     rest = api.post("/api/v1/tokens/import", json={"content": STOCK, "key": "zz"})
     files = {"file": ("stock.csv", STOCK.encode(), "text/csv")}

@@ -1,11 +1,15 @@
 """DELETE /api/v1/users/{username}: the service the CLI's `keyfob admin user delete` uses, for
-admin API keys only; an unknown user is a 404 and the only enabled admin a 409."""
+admin API keys only; an unknown user is a 404 and the only enabled admin a 409 (nor is that
+admin disabled: the same check guards the CLI's and the pages' disable)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from keyfob.server import accounts
+from keyfob.server.errors import Conflict
 from keyfob.server.store import repo
 
 from .conftest import Api
@@ -92,3 +96,22 @@ def test_the_admin_check_counts_and_a_disabled_admin_does_not_count(
     assert api.delete("/api/v1/users/off@example.com").status_code == 200
     accounts.create_user(api.ctx, USER)
     assert api.delete(f"/api/v1/users/{USER}").status_code == 200
+
+
+def test_the_only_enabled_admin_is_not_disabled(api: Api) -> None:
+    ctx = api.ctx
+    accounts.create_user(ctx, "root@example.com", role="admin")
+    with pytest.raises(Conflict) as refused:
+        accounts.set_disabled(ctx, "root@example.com", True, actor="test")
+    assert refused.value.message == "'root@example.com' is the only enabled admin"
+    assert refused.value.hint == "make another admin first, or nobody could administer keyfob"
+    assert accounts.get_user(ctx, "root@example.com").disabled is False
+    # With a second admin, the first may be disabled; then the second is the only one left.
+    accounts.create_user(ctx, "second@example.com", role="admin")
+    assert accounts.set_disabled(ctx, "root@example.com", True, actor="test").disabled is True
+    with pytest.raises(Conflict, match=re.escape("'second@example.com' is the only enabled admin")):
+        accounts.set_disabled(ctx, "second@example.com", True, actor="test")
+    # Enabling needs no check, and a disabled admin may be disabled again.
+    accounts.set_disabled(ctx, "root@example.com", True, actor="test")
+    assert accounts.set_disabled(ctx, "root@example.com", False, actor="test").disabled is False
+    assert accounts.set_disabled(ctx, "second@example.com", True, actor="test").disabled is True

@@ -125,8 +125,13 @@ def list_users(
 def set_disabled(
     ctx: ServerContext, username: str, disabled: bool, *, actor: str, client: str | None = None
 ) -> UserRecord:
+    """Disable or enable a user; the last enabled admin is never disabled (see
+    :func:`keep_an_admin`)."""
     action = "user.disable" if disabled else "user.enable"
-    user = _update_user(ctx, username, action, {"disabled": disabled}, actor=actor, client=client)
+    guard = keep_an_admin if disabled else None
+    user = _update_user(
+        ctx, username, action, {"disabled": disabled}, actor=actor, client=client, guard=guard
+    )
     return dataclasses.replace(user, disabled=disabled)
 
 
@@ -154,11 +159,15 @@ def _update_user(
     *,
     actor: str,
     client: str | None,
+    guard: Callable[[Connection, UserRecord], None] | None = None,
     **details: Any,
 ) -> UserRecord:
-    """Change columns of one user's row and audit it, in one transaction; the user as it was."""
+    """Change columns of one user's row and audit it, in one transaction (``guard`` checks the
+    user in it first, and may refuse); the user as it was."""
     with ctx.begin() as conn:
         user = user_named(conn, username)
+        if guard is not None:
+            guard(conn, user)
         repo.update_user(conn, user.id, **values)
         auditlog.success(conn, ctx, action, actor, client, user.username, **details)
     return user
@@ -225,14 +234,8 @@ def delete_user(
 
     with ctx.begin() as conn:
         user = user_named(conn, username)
+        keep_an_admin(conn, user)  # before lock_user: the admins' rows are locked in id order
         repo.lock_user(conn, user.id)
-        # One COUNT, and only when an enabled admin goes: never a read of every user.
-        enabled_admin = user.role == Role.ADMIN and not user.disabled
-        if enabled_admin and repo.count_enabled_admins(conn) <= 1:
-            raise Conflict(
-                f"{user.username!r} is the only enabled admin",
-                hint="make another admin first, or nobody could administer keyfob",
-            )
         deleted, returned = 0, list[str | None]()
         for token in repo.tokens_of(conn, user.id):
             if token.kind is TokenKind.CLASSIC:
@@ -249,6 +252,25 @@ def delete_user(
         "deleted_methods": deleted,
         "returned_to_inventory": returned,
     }
+
+
+def keep_an_admin(conn: Connection, user: UserRecord) -> None:
+    """Refuse (409) to take ``user`` away as an admin (delete, disable) when no other enabled
+    admin would be left: nobody could administer keyfob on the web or over the API.
+
+    Only an admin's change needs the check, and it never reads every user: the enabled admins'
+    rows are locked (``repo.lock_enabled_admins``) in the caller's transaction, which then makes
+    the change, so two such changes at once (two admins deleted by two requests, workers or
+    nodes) cannot both find the other admin still there: the second waits for the first and
+    sees what it did. Whether ``user`` is enabled is taken from the locked rows, not from
+    ``user`` (read before the lock: it may have been enabled since)."""
+    if user.role != Role.ADMIN:
+        return
+    if repo.lock_enabled_admins(conn) == {user.id}:
+        raise Conflict(
+            f"{user.username!r} is the only enabled admin",
+            hint="make another admin first, or nobody could administer keyfob",
+        )
 
 
 def ensure_first_admin(ctx: ServerContext) -> tuple[str, str] | None:

@@ -320,7 +320,9 @@ class _ImportFailed(ServiceError, status=422, code="import_rejected"):
 @inventory_api.get(
     "/tokens",
     summary="List tokens",
-    description="The stock and every user's methods, filtered and a page at a time.",
+    description="The stock and every user's methods, filtered and a page at a time. serial "
+    "matches the start of the serial, or of the serial a user reported, with % and _ as plain "
+    "characters.",
 )
 def get_tokens(
     request: Request,
@@ -423,7 +425,7 @@ def post_resync(
     "/audit",
     summary="Read the audit log",
     description="Newest first. user matches the actor or the target user; action matches a "
-    "prefix (token. is every token action).",
+    "prefix (token. is every token action), with % and _ as plain characters.",
 )
 def get_audit(
     request: Request,

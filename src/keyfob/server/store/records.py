@@ -176,7 +176,8 @@ class TokenFilter:
     kind: TokenKind | None = None
     owner: str | None = None  # a username, any case
     assigned: bool | None = None
-    serial: str | None = None  # a prefix of the serial, or of the serial a user reported
+    # a prefix of the serial, or of the serial a user reported; % and _ are plain characters
+    serial: str | None = None
     locked: bool = False  # only tokens locked now
     drift_over: int | None = None  # only tokens whose learned drift is beyond this many seconds
 
@@ -195,7 +196,7 @@ class AuditFilter:
 
     user: str | None = None  # the actor or the target user, any case
     serial: str | None = None
-    action: str | None = None  # a prefix: "token." is every token action
+    action: str | None = None  # a prefix ("token." is every token action), % and _ literal
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None

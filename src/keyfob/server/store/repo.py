@@ -125,10 +125,9 @@ def list_users(
     conn: Connection, where: UserFilter, *, limit: int = 100, offset: int = 0
 ) -> Page[UserRecord]:
     """One page of users by :func:`user_key` (unique, so pages never overlap or skip), and how
-    many match. The prefix is compared case-folded, its ``%`` and ``_`` escaped: they match
-    themselves, not any character."""
+    many match. The prefix is compared case-folded, through :func:`starts_with`."""
     conds = _conditions(
-        (where.prefix, lambda v: users.c.username_key.startswith(user_key(v), autoescape=True)),
+        (where.prefix, lambda v: starts_with(users.c.username_key, user_key(v))),
         (where.role, lambda v: users.c.role == v),
     )
     query = select(users).order_by(users.c.username_key)
@@ -139,10 +138,29 @@ def count_users(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(users)).scalar_one()
 
 
+_ENABLED_ADMIN = and_(users.c.role == Role.ADMIN, users.c.disabled.is_(False))
+
+
 def count_enabled_admins(conn: Connection) -> int:
     """How many users have role admin and are not disabled (one COUNT, no rows read)."""
-    query = select(func.count()).where(users.c.role == Role.ADMIN, users.c.disabled.is_(False))
-    return conn.execute(query).scalar_one()
+    return conn.execute(select(func.count()).where(_ENABLED_ADMIN)).scalar_one()
+
+
+def lock_enabled_admins(conn: Connection) -> set[str]:
+    """The ids of the enabled admins, their rows locked until ``conn``'s transaction ends: what
+    takes an enabled admin away (a delete, a disable) checks that another one stays under this
+    lock, in the transaction that makes the change, so two such changes never both count the
+    other's admin (the last-admin rule, accounts.py).
+
+    PostgreSQL: ``SELECT … FOR UPDATE`` in id order, so two callers lock in the same order and
+    never deadlock; one that waited re-reads each row a rival changed, and a row deleted or
+    disabled meanwhile drops out (READ COMMITTED). SQLite: an UPDATE that changes nothing comes
+    first and takes the database's write lock (pysqlite would run a first SELECT outside the
+    transaction, where another process could commit between the count and the change)."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(update(users).where(_ENABLED_ADMIN).values(role=Role.ADMIN))
+    query = select(users.c.id).where(_ENABLED_ADMIN).order_by(users.c.id).with_for_update()
+    return set(conn.execute(query).scalars())
 
 
 def delete_user(conn: Connection, user_id: str) -> None:
@@ -286,6 +304,15 @@ def count_methods(conn: Connection, user_id: str) -> int:
     ).scalar_one()
 
 
+def starts_with(column: ColumnElement[str], text: str) -> ColumnElement[bool]:
+    """``column`` starts with ``text``, every character of it taken literally: the one way a
+    listing's text filter is matched (users by prefix, tokens by serial, the audit log by
+    action). LIKE's wildcards ``%`` and ``_`` in what a user typed are escaped (with the
+    escape character itself, ``/``), so they match themselves, never any character; the
+    comparison is otherwise LIKE's (its case rules are the database's)."""
+    return column.startswith(text, autoescape=True)
+
+
 def _conditions(*pairs: tuple[Any, Callable[[Any], ColumnElement[bool]]]) -> list[Any]:
     """The condition of each (value, condition) pair whose value is given (not None, not "")."""
     return [condition(value) for value, condition in pairs if value is not None and value != ""]
@@ -320,7 +347,9 @@ def list_tokens(
         ),
         (
             where.serial,
-            lambda v: or_(tokens.c.serial.like(f"{v}%"), tokens.c.reported_serial.like(f"{v}%")),
+            lambda v: or_(
+                starts_with(tokens.c.serial, v), starts_with(tokens.c.reported_serial, v)
+            ),
         ),
         (now if where.locked else None, lambda v: tokens.c.locked_until > v),
         (where.drift_over, lambda v: func.abs(tokens.c.drift * tokens.c.period) > v),
@@ -557,7 +586,7 @@ def query_audit(
             ),
         ),
         (where.serial, lambda v: audit.c.target_serial == v),
-        (where.action, lambda v: audit.c.action.like(f"{v}%")),
+        (where.action, lambda v: starts_with(audit.c.action, v)),
         (where.outcome, lambda v: audit.c.outcome == v),
         (where.since, lambda v: audit.c.at >= v),
         (where.until, lambda v: audit.c.at < v),

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keyfob.errors import KeyfobError
 from keyfob.server import accounts, auditlog, enrolment, helpdesk, inventory, tap
+from keyfob.server.errors import Conflict
 from keyfob.server.inputs import MAX_OFFSET, STORABLE, E, filter_word
 from keyfob.server.store.records import AuditFilter, TokenFilter, TokenRecord, UserFilter
 from keyfob.server.store.vocab import Role, TokenKind, TokenStatus
@@ -238,7 +239,11 @@ def user_action(request: Request, username: str, action: str, csrf: Field = "") 
     session = admin(request, csrf)
     ctx = ctx_of(request)
     if action in ("disable", "enable"):
-        user = accounts.set_disabled(ctx, username, action == "disable", **by(session, request))
+        try:
+            user = accounts.set_disabled(ctx, username, action == "disable", **by(session, request))
+        except Conflict as exc:  # the only enabled admin: a 409, with the way back
+            back = f"/admin/users/{username}"
+            return refused_page(request, exc, title="Not done", back=back, session=session)
         if action == "disable":
             sessions.destroy_user_sessions(ctx, user.id)
         return see_other(f"/admin/users/{user.username}?notice={action}d")
