@@ -747,7 +747,7 @@ def import_row(name: str, data: bytes, suffix: str, tmp: Path) -> dict:
 
 
 # the scripts' own settings within make bench: RADIUS with 2 processes, as REST has 2 workers
-SCRIPT_ENV = {"radius": {"KEYFOB_BENCH_RADIUS_PROCESSES": "2"}}
+SCRIPT_ENV = {"radius": {"KEYFOB_BENCH_RADIUS_PROCESSES": "2", "KEYFOB_BENCH_WITHIN": "make-bench"}}
 SCRIPTS = {  # part: (script, the result files it writes, the table latest.md quotes)
     "otp": ("bench_otp.py", ("otp.json", "otp.md"), "otp.md"),
     "cli": ("bench_cli.py", ("cli.json", "cli.md"), "cli.md"),

@@ -50,6 +50,9 @@ RATE = 250  # samples a second per process
 
 # (bucket, pattern on "function (file:line)"): the innermost frame that matches decides.
 LAYERS: list[tuple[str, re.Pattern[str]]] = [
+    # the answer's one write: uvloop's send system call, which on loopback also runs the
+    # receiving side's TCP path
+    ("socket send of the answer (system call)", re.compile(r"one_write\.py")),
     ("OTP maths (HMAC, window search)", re.compile(r"keyfob/otp/|/hmac\.py|/hashlib")),
     ("database (SQLAlchemy + sqlite3 C calls)", re.compile(r"sqlalchemy/|sqlite3/|psycopg")),
     ("JSON encode/decode", re.compile(r"/json/|orjson|ujson")),
