@@ -170,6 +170,23 @@ def test_a_prefix_longer_than_any_username_is_a_400(api: Api) -> None:
     assert api.get("/api/v1/users", params={"prefix": "a" * 255}).json()["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("path", "name", "longest"),
+    [("/api/v1/tokens", "serial", 128), ("/api/v1/audit", "action", 64)],
+    ids=["token-serial", "audit-action"],
+)
+def test_other_prefix_filters_longer_than_their_column_are_a_400(
+    api: Api, path: str, name: str, longest: int
+) -> None:
+    """SQLite refuses a LIKE pattern past 50 000 bytes: without the check this was a 500."""
+    resp = api.get(path, params={name: "_" * 30_000})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert f"{name} is 30000 characters long; none is longer than {longest}" in error["message"]
+    assert error["hint"]
+    assert api.get(path, params={name: "a" * longest}).json()["total"] == 0
+
+
 def test_helpdesk_keys_list_validate_keys_do_not(api: Api) -> None:
     _, helpdesk = accounts.create_api_key(api.ctx, "desk", "helpdesk")
     api.watch.secrets.add(helpdesk)
@@ -239,14 +256,33 @@ def test_the_page_searches_a_literal_prefix_and_a_role(api: Api) -> None:
 # --- the CLI -------------------------------------------------------------------------------
 
 
+def _group(ctx: ServerContext) -> list[str]:
+    return ["--db", ctx.settings.db, "--key-file", str(ctx.settings.key_file)]
+
+
 def _cli(
     ctx: ServerContext, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    settings = ctx.settings
-    base = ["admin", "--db", settings.db, "--key-file", str(settings.key_file), "user", "list"]
-    code = main([*base, *args])
+    code = main(["admin", *_group(ctx), "user", "list", *args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_the_next_page_command_names_no_database_the_environment_gave(
+    sqlite_ctx: ServerContext, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KEYFOB_DB (which may hold a password) stays where it is: the same environment gives the
+    next page the same database."""
+    _add(sqlite_ctx, *PAGED)
+    monkeypatch.setenv("KEYFOB_DB", sqlite_ctx.settings.db)
+    monkeypatch.setenv("KEYFOB_KEY_FILE", str(sqlite_ctx.settings.key_file))
+    code = main(["admin", "user", "list", "--limit", "2"])
+    _, err = capsys.readouterr()
+    assert code == 0
+    assert (
+        err
+        == f"showing 1{DASH}2 of 7 user(s); next page: keyfob admin user list --limit 2 --offset 2\n"
+    )
 
 
 def test_the_cli_pages_and_says_how_to_see_the_next_page(
@@ -256,9 +292,11 @@ def test_the_cli_pages_and_says_how_to_see_the_next_page(
     code, out, err = _cli(sqlite_ctx, capsys, "--prefix", "page-", "--limit", "3")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == PAGED[:3]
+    # the next page's command names the database and key file typed here, so it can be pasted
     assert err == (
         f"showing 1{DASH}3 of 7 user(s); next page: "
-        "keyfob admin user list --prefix page- --limit 3 --offset 3\n"
+        + shlex.join(["keyfob", "admin", *_group(sqlite_ctx), "user", "list"])
+        + " --prefix page- --limit 3 --offset 3\n"
     )
     code, out, err = _cli(sqlite_ctx, capsys, "--prefix", "page-", "--limit", "3", "--offset", "6")
     assert [line.split()[0] for line in out.splitlines()] == PAGED[6:]
@@ -276,9 +314,9 @@ def test_the_cli_pages_and_says_how_to_see_the_next_page(
     _add(sqlite_ctx, *[f"many-{i:03d}@example.com" for i in range(120)])
     code, out, err = _cli(sqlite_ctx, capsys, "--prefix", "many-")
     assert len(out.splitlines()) == 100
-    assert err.endswith("next page: keyfob admin user list --prefix many- --offset 100\n")
+    assert err.endswith("user list --prefix many- --offset 100\n")
     code, out, err = _cli(sqlite_ctx, capsys, "--limit", "1")
-    assert err.startswith(f"showing 1{DASH}1 of 135 user(s); next page: keyfob admin user list ")
+    assert err.startswith(f"showing 1{DASH}1 of 135 user(s); next page: keyfob admin --db ")
     # A prefix the shell would take apart comes back quoted, so the hint can be pasted.
     _add(sqlite_ctx, "o'neil-1@example.com", "o'neil-2@example.com")
     code, out, err = _cli(sqlite_ctx, capsys, "--prefix", "O'", "--limit", "1")
@@ -286,7 +324,8 @@ def test_the_cli_pages_and_says_how_to_see_the_next_page(
     line, hint = err.rstrip("\n").split("; next page: ")
     assert line == f"showing 1{DASH}1 of 2 user(s)"
     assert shlex.split(hint) == [
-        *("keyfob", "admin", "user", "list", "--prefix", "O'", "--limit", "1", "--offset", "1")
+        *("keyfob", "admin", *_group(sqlite_ctx), "user", "list"),
+        *("--prefix", "O'", "--limit", "1", "--offset", "1"),
     ]
 
 

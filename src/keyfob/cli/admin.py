@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import make_url
 
 from keyfob.cli import backup as backup_cli
 from keyfob.cli import helpdesk as helpdesk_cli
@@ -167,11 +168,38 @@ def user_list(
     for u in page.items:
         flags = " disabled" if u.disabled else ""
         typer.echo(f"{u.username:<40} {u.role:<8}{flags}".rstrip())
-    typer.echo(_shown(page.total, len(page.items), limit, offset, prefix, role), err=True)
+    shown = _shown(page.total, len(page.items), limit, offset, prefix, role, _typed_options(ctx))
+    typer.echo(shown, err=True)
+
+
+def _typed_options(ctx: typer.Context) -> list[str]:
+    """``keyfob admin``'s own options as typed on this command line (not from the environment
+    or a config file), for the next page's command; a database password comes back as ***."""
+    group = ctx.parent
+    while group is not None and "db" not in group.params:  # up through `user` to `admin`
+        group = group.parent
+    if group is None:
+        return []
+    argv: list[str] = []
+    for name, flag in (("db", "--db"), ("key_file", "--key-file"), ("config", "--config")):
+        value = group.params.get(name)
+        source = group.get_parameter_source(name)  # typer's own click: compared by name
+        if value is None or source is None or source.name != "COMMANDLINE":
+            continue
+        if name == "db":
+            value = make_url(str(value)).render_as_string(hide_password=True)
+        argv += [flag, str(value)]
+    return argv
 
 
 def _shown(
-    total: int, count: int, limit: int, offset: int, prefix: str | None, role: str | None
+    total: int,
+    count: int,
+    limit: int,
+    offset: int,
+    prefix: str | None,
+    role: str | None,
+    group: list[str],
 ) -> str:
     """Which users of how many a page showed, and the command that shows the next page."""
     if total == 0:
@@ -184,7 +212,7 @@ def _shown(
     line = f"showing {offset + 1}\N{EN DASH}{offset + count} of {total} user(s)"
     if offset + count >= total:
         return line
-    argv = ["keyfob", "admin", "user", "list"]
+    argv = ["keyfob", "admin", *group, "user", "list"]
     argv += ["--prefix", prefix] if prefix else []
     argv += ["--role", role] if role else []
     argv += ["--limit", str(limit)] if limit != USERS_PAGE else []

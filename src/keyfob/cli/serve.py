@@ -239,7 +239,10 @@ def _run_http(
             workers=workers,
             log_level=log_level,
             http=HTTP_PROTOCOL,
+            ws="none",  # no WebSocket routes: no upgrade hands the one-write transport on
             **proxy,
         )
         return
-    uvicorn.run(app, host=host, port=port, log_level=log_level, http=HTTP_PROTOCOL, **proxy)
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, http=HTTP_PROTOCOL, ws="none", **proxy
+    )

@@ -22,7 +22,7 @@ from keyfob.formats.seeds import USERNAME_HINT
 from keyfob.server import auditlog, directory
 from keyfob.server.context import ServerContext
 from keyfob.server.errors import Conflict, NotFound, ServiceError
-from keyfob.server.inputs import USERNAME_MAX, one_of
+from keyfob.server.inputs import USERNAME_MAX, check_prefix, one_of
 from keyfob.server.store import repo
 from keyfob.server.store.records import ApiKeyRecord, Page, UserFilter, UserRecord
 from keyfob.server.store.vocab import ApiRole, Role, TokenKind
@@ -113,11 +113,8 @@ def list_users(
     """One page of users, by username, and how many match ``where``: the listing of the REST
     API, the admin page and the CLI."""
     prefix = where.prefix if where else None
-    if prefix and len(prefix) > USERNAME_MAX:  # SQLite refuses a LIKE pattern past 50 000 bytes
-        raise ServiceError(
-            f"prefix is {len(prefix)} characters long; no username is longer than {USERNAME_MAX}",
-            hint="search by the first few characters of the username",
-        )
+    hint = "search by the first few characters of the username"
+    check_prefix(prefix, "prefix", USERNAME_MAX, hint=hint)
     with ctx.engine.connect() as conn:
         return repo.list_users(conn, where or UserFilter(), limit=limit, offset=offset)
 

@@ -11,7 +11,7 @@ from typing import Any, Required, TypedDict, Unpack
 from sqlalchemy import Connection
 
 from keyfob.server.context import ServerContext
-from keyfob.server.inputs import fit
+from keyfob.server.inputs import ACTION_MAX, check_prefix, fit
 from keyfob.server.store import repo
 from keyfob.server.store.records import AuditFilter, AuditRecord, Page
 from keyfob.server.store.schema import audit
@@ -123,5 +123,7 @@ def record_all(conn: Connection, entries: list[dict[str, Any]]) -> None:
 
 def query(ctx: ServerContext, where: AuditFilter, *, limit: int, offset: int) -> Page[AuditRecord]:
     """One page of the log, newest first: the listing of the REST API and of the admin page."""
+    hint = "filter by an action's start, such as token. or user.create"
+    check_prefix(where.action, "action", ACTION_MAX, hint=hint)
     with ctx.engine.connect() as conn:
         return repo.query_audit(conn, where, limit=limit, offset=offset)

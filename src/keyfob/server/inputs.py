@@ -24,6 +24,8 @@ _FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 SERIAL_MAX = 128  # tokens.serial
 CLIENT_MAX = 64  # audit.client
 USERNAME_MAX = 255  # users.username
+SERIAL_MAX = 128  # tokens.serial and tokens.reported_serial
+ACTION_MAX = 64  # audit.action
 # Past any real inventory or audit trail, and far below PostgreSQL's bigint (OFFSET is one).
 MAX_OFFSET = 10**9
 # The most rows one page of a listing holds (users, tokens, the audit log): over REST and the CLI.
@@ -80,6 +82,16 @@ def one_of(vocabulary: type[E], value: str, what: str, *, hint: str) -> E:
 def filter_word(vocabulary: type[E], value: str | None, what: str, *, hint: str) -> E | None:
     """A listing filter's word: None (any) when none was given, else :func:`one_of`."""
     return one_of(vocabulary, value, what, hint=hint) if value else None
+
+
+def check_prefix(value: str | None, what: str, longest: int, *, hint: str) -> None:
+    """A prefix filter no longer than the column it searches. Past that it can match nothing,
+    and SQLite refuses a LIKE pattern past 50 000 bytes (escaping doubles % and _), which
+    would be a 500 where the caller deserves a 400 that says why."""
+    if value and len(value) > longest:
+        raise ServiceError(
+            f"{what} is {len(value)} characters long; none is longer than {longest}", hint=hint
+        )
 
 
 def fit(value: str, length: int) -> str:

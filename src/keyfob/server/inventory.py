@@ -30,7 +30,7 @@ from keyfob.server.context import ServerContext
 from keyfob.server.decisions import resync_codes
 from keyfob.server.enrolment import DEFAULT_LABELS, check_method_limit, released
 from keyfob.server.errors import CodeRejected, Conflict, NotFound, ServiceError
-from keyfob.server.inputs import check_serial
+from keyfob.server.inputs import SERIAL_MAX, check_prefix, check_serial
 from keyfob.server.store import keystate, repo
 from keyfob.server.store.records import (
     Page,
@@ -422,6 +422,8 @@ def _audit_import(
 def list_inventory(
     ctx: ServerContext, where: TokenFilter, *, limit: int = 100, offset: int = 0
 ) -> Page[TokenRecord]:
+    hint = "filter by the first few characters of the serial"
+    check_prefix(where.serial, "serial", SERIAL_MAX, hint=hint)
     with ctx.engine.connect() as conn:
         return repo.list_tokens(conn, where, now=ctx.now(), limit=limit, offset=offset)
 

@@ -152,14 +152,18 @@ def lock_enabled_admins(conn: Connection) -> set[str]:
     lock, in the transaction that makes the change, so two such changes never both count the
     other's admin (the last-admin rule, accounts.py).
 
-    PostgreSQL: ``SELECT … FOR UPDATE`` in id order, so two callers lock in the same order and
-    never deadlock; one that waited re-reads each row a rival changed, and a row deleted or
-    disabled meanwhile drops out (READ COMMITTED). SQLite: an UPDATE that changes nothing comes
-    first and takes the database's write lock (pysqlite would run a first SELECT outside the
-    transaction, where another process could commit between the count and the change)."""
+    PostgreSQL: ``SELECT … FOR NO KEY UPDATE`` in id order, so two callers lock in the same
+    order and never deadlock; NO KEY, because plain FOR UPDATE would also block (and could
+    deadlock with) every insert of a row that points at an admin — a token assigned, a sign-in
+    session — whose foreign-key check takes KEY SHARE on the admin's row. One that waited
+    re-reads each row a rival changed, and a row deleted or disabled meanwhile drops out (READ
+    COMMITTED). SQLite: an UPDATE that changes nothing comes first and takes the database's
+    write lock (pysqlite would run a first SELECT outside the transaction, where another
+    process could commit between the count and the change)."""
     if conn.dialect.name == "sqlite":
         conn.execute(update(users).where(_ENABLED_ADMIN).values(role=Role.ADMIN))
-    query = select(users.c.id).where(_ENABLED_ADMIN).order_by(users.c.id).with_for_update()
+    query = select(users.c.id).where(_ENABLED_ADMIN).order_by(users.c.id)
+    query = query.with_for_update(key_share=True)
     return set(conn.execute(query).scalars())
 
 
