@@ -319,6 +319,7 @@ def test_the_token_serial_filter_takes_percent_and_underscore_literally(api, clo
     assert _serials(api, "%") == _serials(api, "_") == _serials(api, "%0") == []
     assert _serials(api, "x/") == ["x/y"]
     assert _serials(api, "A") == ["AX1", "A_1"]  # still a prefix, not an exact match
+    assert _serials(api, "a_") == ["A_1"] and _serials(api, "aX") == ["AX1"]  # in any case
     # The serial a user reported when enrolling a programmable token is matched the same way.
     _user(api)
     for serial in ("P_1", "PX1"):
@@ -351,6 +352,7 @@ def test_the_audit_action_filter_takes_percent_and_underscore_literally(api, clo
     assert _actions(api, "user.create") == ["user.create"]
     assert _actions(api, "user_create") == _actions(api, "%create") == []
     assert len(_actions(api, "wild.")) == 6  # still a prefix, not an exact match
+    assert _actions(api, "WILD.A_") == ["wild.a_b"]  # in any case, on both databases
 
 
 def test_ops_endpoints(api, clock: Clock) -> None:

@@ -321,8 +321,8 @@ class _ImportFailed(ServiceError, status=422, code="import_rejected"):
     "/tokens",
     summary="List tokens",
     description="The stock and every user's methods, filtered and a page at a time. serial "
-    "matches the start of the serial, or of the serial a user reported, with % and _ as plain "
-    "characters.",
+    "matches the start of the serial, or of the serial a user reported, in any case, with % and "
+    "_ as plain characters.",
 )
 def get_tokens(
     request: Request,
@@ -425,7 +425,7 @@ def post_resync(
     "/audit",
     summary="Read the audit log",
     description="Newest first. user matches the actor or the target user; action matches a "
-    "prefix (token. is every token action), with % and _ as plain characters.",
+    "prefix (token. is every token action) in any case, with % and _ as plain characters.",
 )
 def get_audit(
     request: Request,

@@ -312,9 +312,10 @@ def starts_with(column: ColumnElement[str], text: str) -> ColumnElement[bool]:
     """``column`` starts with ``text``, every character of it taken literally: the one way a
     listing's text filter is matched (users by prefix, tokens by serial, the audit log by
     action). LIKE's wildcards ``%`` and ``_`` in what a user typed are escaped (with the
-    escape character itself, ``/``), so they match themselves, never any character; the
-    comparison is otherwise LIKE's (its case rules are the database's)."""
-    return column.startswith(text, autoescape=True)
+    escape character itself, ``/``), so they match themselves, never any character. Case does
+    not count, on either database: both sides are lowered (PostgreSQL's LIKE would otherwise
+    tell ``kf`` from ``KF`` where SQLite's does not)."""
+    return column.istartswith(text, autoescape=True)
 
 
 def _conditions(*pairs: tuple[Any, Callable[[Any], ColumnElement[bool]]]) -> list[Any]:
