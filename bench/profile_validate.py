@@ -32,10 +32,8 @@ import venv
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 import bench_server
-from bench_server import free_port, serve_argv
+from bench_compare import cpu_delta, cpu_of, process_tree, start_keyfob, stop
 from keyfob.server import accounts
 from keyfob.server.context import open_context
 from keyfob.server.settings import Settings
@@ -129,21 +127,6 @@ def in_process_ms() -> float:
     return float(bench_server.in_process(per_user=1, samples=2000)["mean_ms"])
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def profile(tmp: Path) -> dict[str, object]:
     """Serve, load, sample: the samples file and the accepts and CPU of the sampled run."""
     db = f"sqlite:///{tmp / 'profile.db'}"
@@ -153,30 +136,24 @@ def profile(tmp: Path) -> dict[str, object]:
     population = bench_server.populate(ctx, USERS)
     _, key = accounts.create_api_key(ctx, "profile", "validate")
     ctx.engine.dispose()
-    port = free_port()
-    env = dict(os.environ, KEYFOB_KEY_FILE=str(tmp / "profile.key"))
-    server = subprocess.Popen(
-        serve_argv(db, port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start_keyfob(db, tmp / "profile.key", "profile", tmp / "serve.log")
+    url = f"http://127.0.0.1:{server.port}"  # type: ignore[attr-defined]
     raw = tmp / "profile.txt"
     try:
-        _wait_healthy(url)
         bench_server._wrk(url, key, population[:4000], 3, 8)  # warm-up
-        workers = children(server.pid)
+        workers = [pid for pid in process_tree(server.pid) if pid != server.pid]
         spies = [spy_on(pid, raw.with_suffix(f".{pid}.txt")) for pid in workers]
         time.sleep(1)
-        before = cpu_seconds(workers)
+        before = cpu_of(workers)
         result = bench_server._wrk(url, key, population[4000:], SECONDS, 8)
-        cpu = cpu_seconds(workers) - before
+        cpu = cpu_delta(before, cpu_of(workers))
         for spy in spies:
             _, err = spy.communicate(timeout=SECONDS + 60)
             if spy.returncode != 0:
                 raise SystemExit(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
         raw.write_text("".join(p.read_text() for p in raw.parent.glob("profile.*.txt")))
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        stop(server)
     return {
         "raw": raw,
         "requests": result["requests"],
@@ -191,17 +168,6 @@ def spy_on(pid: int, out: Path) -> subprocess.Popen[bytes]:
     argv = [str(py_spy()), "record", "--pid", str(pid), "--nonblocking", "--rate", str(RATE)]
     argv += ["--duration", str(SECONDS + 2), "--format", "raw", "--output", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _wait_healthy(url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("keyfob serve did not answer /healthz within 30 s")
 
 
 def report(run: dict[str, object], direct_ms: float) -> str:

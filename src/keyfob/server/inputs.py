@@ -21,10 +21,9 @@ E = TypeVar("E", bound=StrEnum)
 
 # C0 controls, DEL, and the surrogate range (valid in a JSON string, not encodable as UTF-8).
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-SERIAL_MAX = 128  # tokens.serial
+SERIAL_MAX = 128  # tokens.serial and tokens.reported_serial
 CLIENT_MAX = 64  # audit.client
 USERNAME_MAX = 255  # users.username
-SERIAL_MAX = 128  # tokens.serial and tokens.reported_serial
 ACTION_MAX = 64  # audit.action
 # Past any real inventory or audit trail, and far below PostgreSQL's bigint (OFFSET is one).
 MAX_OFFSET = 10**9

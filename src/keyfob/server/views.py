@@ -4,9 +4,10 @@ hands out once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from keyfob.formats.qr import encode_svg
 from keyfob.otp import group_key, to_base32
@@ -18,6 +19,8 @@ from keyfob.server.store.records import (
     TokenRecord,
     UserRecord,
 )
+
+T = TypeVar("T")
 
 
 def _plain(value: Any) -> Any:
@@ -63,10 +66,19 @@ def user_view(u: UserRecord) -> dict[str, Any]:
     )
 
 
+def page_view(
+    page: Page[T], view: Callable[[T], dict[str, Any]], *, limit: int, offset: int
+) -> dict[str, Any]:
+    """One page of a listing as the REST API answers it (users, the audit log) and
+    ``keyfob admin user list --json`` prints it: each item through ``view``, with where the
+    page starts, how long it may be and how many rows match in all."""
+    items = [view(item) for item in page.items]
+    return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+
+
 def users_view(page: Page[UserRecord], *, limit: int, offset: int) -> dict[str, Any]:
     """One page of users as the REST API and ``keyfob admin user list --json`` answer it."""
-    items = [user_view(u) for u in page.items]
-    return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+    return page_view(page, user_view, limit=limit, offset=offset)
 
 
 def api_key_view(k: ApiKeyRecord) -> dict[str, Any]:

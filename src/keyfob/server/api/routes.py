@@ -44,6 +44,7 @@ from keyfob.server.views import (
     api_key_view,
     audit_view,
     enrolment_view,
+    page_view,
     token_view,
     tokens_view,
     user_view,
@@ -435,8 +436,7 @@ def get_audit(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     page = auditlog.query(_ctx(request), where, limit=limit, offset=offset)
-    items = [audit_view(e) for e in page.items]
-    return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+    return page_view(page, audit_view, limit=limit, offset=offset)
 
 
 # --- API keys ----------------------------------------------------------------------------

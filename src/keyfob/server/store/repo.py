@@ -141,11 +141,6 @@ def count_users(conn: Connection) -> int:
 _ENABLED_ADMIN = and_(users.c.role == Role.ADMIN, users.c.disabled.is_(False))
 
 
-def count_enabled_admins(conn: Connection) -> int:
-    """How many users have role admin and are not disabled (one COUNT, no rows read)."""
-    return conn.execute(select(func.count()).where(_ENABLED_ADMIN)).scalar_one()
-
-
 def lock_enabled_admins(conn: Connection) -> set[str]:
     """The ids of the enabled admins, their rows locked until ``conn``'s transaction ends: what
     takes an enabled admin away (a delete, a disable) checks that another one stays under this
